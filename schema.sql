@@ -1,0 +1,1 @@
+syncd/store/sql/schema.sql

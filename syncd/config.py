@@ -1,0 +1,121 @@
+"""Settings: one frozen object, from ``SYNCD_*`` environment variables and CLI flags.
+
+Every setting has a safe default, so ``syncd serve`` with nothing set runs on 127.0.0.1:5984
+with its data in ``./syncd-data``. Values are validated once, at start; a bad one stops the
+server with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value syncd cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything syncd can be configured with. See the README's configuration table."""
+
+    host: str = "127.0.0.1"
+    port: int = 5984
+    data_dir: Path = Path("syncd-data")
+    log_level: str = "info"
+    log_format: str = "json"
+    max_request_bytes: int = 64 * MIB
+    max_document_bytes: int = 8 * MIB
+    reader_connections: int = 4
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def database_path(self) -> Path:
+        """The one SQLite file."""
+        return self.data_dir / "syncd.sqlite3"
+
+
+# setting name -> (environment variable, parser)
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a port number (1-65535), got {raw!r}")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}; got {raw!r}")
+        return value
+
+    return parse
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name} must not be empty")
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(_text(name, raw))
+
+
+_PARSERS: dict[str, Any] = {
+    "host": _text,
+    "port": _port,
+    "data_dir": _path,
+    "log_level": _choice(LOG_LEVELS),
+    "log_format": _choice(LOG_FORMATS),
+    "max_request_bytes": _positive_int,
+    "max_document_bytes": _positive_int,
+    "reader_connections": _positive_int,
+    "sqlite_synchronous": _choice(("full", "normal")),
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable for a setting: ``SYNCD_<FIELD>``."""
+    return f"SYNCD_{field.upper()}"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, str | None] | None = None
+) -> Settings:
+    """Build Settings from the environment, then CLI overrides (given as raw strings)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        parse = _PARSERS[field.name]
+        raw = env.get(env_name(field.name))
+        if raw is not None:
+            values[field.name] = parse(env_name(field.name), raw)
+        flag = (overrides or {}).get(field.name)
+        if flag is not None:
+            values[field.name] = parse("--" + field.name.replace("_", "-"), flag)
+    if "sqlite_synchronous" in values:
+        values["sqlite_synchronous"] = values["sqlite_synchronous"].upper()
+    settings = Settings(**values)
+    if settings.max_document_bytes > settings.max_request_bytes:
+        raise ConfigError("SYNCD_MAX_DOCUMENT_BYTES must not exceed SYNCD_MAX_REQUEST_BYTES")
+    return settings

@@ -1,0 +1,56 @@
+"""Logging: one JSON (or text) line per event, with the request id when there is one.
+
+Only fields that are put on a record explicitly (``extra=``) are written, so a document body
+or a credential can only reach the log if some code hands it over on purpose: none does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+
+import orjson
+
+_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error", "path", "account")
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "msg", ...known extras}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in _FIELDS:
+            if name in record.__dict__:
+                entry[name] = record.__dict__[name]
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """A human-readable line with the same extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{n}={record.__dict__[n]}" for n in _FIELDS if n in record.__dict__)
+        line = (
+            f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extras}".rstrip()
+        )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """Send syncd's logs to stderr in ``fmt`` at ``level``; silence aiohttp's own access log."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,591 @@
+"""Documents and databases: CouchDB's write and read rules over the store.
+
+Writes are prepared on the event loop (bodies encoded, validation run) and then applied by
+one op in the writer's transaction, which reads the current revision trees, merges, stems and
+writes. Reads run as one unit of work on a reader connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from syncd.errors import CouchError, bad_request, conflict, db_not_found, not_found
+from syncd.replication import revtree
+from syncd.replication.documents import IncomingDoc, validate_db_name
+from syncd.replication.revs import canonical_body, new_rev
+from syncd.replication.revtree import RevTree
+from syncd.store import documents as store
+from syncd.store.sqlite import ReaderPool, Writer, WriteTx
+
+Validator = Callable[[dict[str, Any]], None]
+Result = dict[str, Any]
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """The outcome of writing one document: its new rev, or the error that refused it."""
+
+    id: str | None
+    rev: str | None = None
+    error: CouchError | None = None
+
+    def to_json(self) -> Result:
+        """CouchDB's per-document entry of a ``_bulk_docs`` response."""
+        if self.error is None:
+            return {"ok": True, "id": self.id, "rev": self.rev}
+        return {"id": self.id, "error": self.error.error, "reason": self.error.reason}
+
+
+@dataclass(slots=True)
+class PreparedDoc:
+    """A document ready for the writer: encoded once, validated, or already failed."""
+
+    doc: IncomingDoc | None
+    body: bytes = b""
+    canonical: bytes = b""
+    error: CouchError | None = None
+    error_id: str | None = None
+
+
+@dataclass(slots=True)
+class ReadOptions:
+    """What a document read asks for, as CouchDB's query parameters name it."""
+
+    rev: str | None = None
+    revs: bool = False
+    revs_info: bool = False
+    conflicts: bool = False
+    deleted_conflicts: bool = False
+    local_seq: bool = False
+    latest: bool = False
+    open_revs: list[str] | str | None = None  # "all" or a list of revs
+
+
+@dataclass(slots=True)
+class AllDocsQuery:
+    """``_all_docs`` parameters after parsing."""
+
+    keys: list[Any] | None = None
+    start: Any = None
+    end: Any = None
+    inclusive_end: bool = True
+    descending: bool = False
+    skip: int = 0
+    limit: int | None = None
+    include_docs: bool = False
+    conflicts: bool = False
+    update_seq: bool = False
+
+
+@dataclass(slots=True)
+class DbInfo:
+    """What ``GET /{db}`` reports."""
+
+    row: store.DbRow
+    external_size: int
+    file_size: int
+
+
+@dataclass
+class DocumentService:
+    """Every database and document operation the CouchDB API offers."""
+
+    writer: Writer
+    readers: ReaderPool
+    max_doc_bytes: int
+    validators: list[Validator] = field(default_factory=list)
+    file_size: Callable[[], int] = lambda: 0
+
+    # databases -------------------------------------------------------------------------
+
+    async def create_db(self, name: str) -> None:
+        """Create a database; 412 ``file_exists`` if it exists."""
+        validate_db_name(name)
+        created_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+        def op(tx: WriteTx) -> None:
+            if not store.create_db(tx.conn, name, created_at):
+                raise CouchError(
+                    412,
+                    "file_exists",
+                    "The database could not be created, the file already exists.",
+                )
+
+        await self.writer.submit(op)
+
+    async def delete_db(self, name: str) -> None:
+        """Delete a database and everything in it."""
+
+        def op(tx: WriteTx) -> None:
+            db = _require_db(tx.conn, name)
+            store.delete_db(tx.conn, db.id)
+
+        await self.writer.submit(op)
+
+    async def all_dbs(self) -> list[str]:
+        """Every database name."""
+        return await self.readers.run(store.list_dbs)
+
+    async def db_exists(self, name: str) -> bool:
+        """Whether ``name`` exists."""
+        return await self.readers.run(store.get_db, name) is not None
+
+    async def db_info(self, name: str) -> DbInfo:
+        """Counts, sequence and sizes of a database."""
+
+        def read(conn: sqlite3.Connection) -> DbInfo:
+            db = _require_db(conn, name)
+            return DbInfo(db, store.body_size(conn, db.id), 0)
+
+        info = await self.readers.run(read)
+        info.file_size = self.file_size()
+        return info
+
+    async def get_revs_limit(self, name: str) -> int:
+        """How many revisions per branch the database keeps."""
+        return (await self.readers.run(_require_db, name)).revs_limit
+
+    async def set_revs_limit(self, name: str, limit: int) -> None:
+        """Change ``revs_limit`` (later writes stem to it)."""
+
+        def op(tx: WriteTx) -> None:
+            store.set_revs_limit(tx.conn, _require_db(tx.conn, name).id, limit)
+
+        await self.writer.submit(op)
+
+    async def compact(self, name: str) -> None:
+        """Drop the bodies of every revision that is not a leaf."""
+
+        def op(tx: WriteTx) -> None:
+            db = _require_db(tx.conn, name)
+            for doc_id, tree in list(store.iter_doc_trees(tx.conn, db.id)):
+                leaves = set(revtree.leaves(tree))
+                stale = [
+                    rev for rev in store.kept_revs(tx.conn, db.id, doc_id) if rev not in leaves
+                ]
+                if stale:
+                    store.delete_revs(tx.conn, db.id, doc_id, stale)
+
+        await self.writer.submit(op)
+
+    # writes ----------------------------------------------------------------------------
+
+    def prepare(self, doc: IncomingDoc) -> PreparedDoc:
+        """Encode and validate one document on the event loop, before it goes to the writer."""
+        try:
+            body = orjson.dumps(doc.body)
+            if len(body) > self.max_doc_bytes:
+                raise CouchError(413, "document_too_large", doc.id or "document")
+            if not doc.deleted:
+                for validate in self.validators:
+                    validate(doc.body)
+            return PreparedDoc(doc, body, canonical_body(doc.body))
+        except CouchError as exc:
+            return PreparedDoc(doc, error=exc, error_id=doc.id)
+
+    async def write_docs(
+        self, db_name: str, prepared: Sequence[PreparedDoc], new_edits: bool
+    ) -> list[WriteResult]:
+        """Apply a bulk write; one result per document, in order."""
+
+        def op(tx: WriteTx) -> list[WriteResult]:
+            return _apply_writes(tx, db_name, prepared, new_edits)
+
+        return await self.writer.submit(op)
+
+    async def write_doc(self, db_name: str, doc: IncomingDoc, new_edits: bool = True) -> str:
+        """Write one document and return its rev; raise its error (409, 403, ...)."""
+        prepared = self.prepare(doc)
+        if prepared.error is not None:
+            raise prepared.error
+        (result,) = await self.write_docs(db_name, [prepared], new_edits)
+        if result.error is not None:
+            raise result.error
+        assert result.rev is not None
+        return result.rev
+
+    # reads -----------------------------------------------------------------------------
+
+    async def get_doc(self, db_name: str, doc_id: str, opts: ReadOptions) -> tuple[Any, str | None]:
+        """A document (or, with ``open_revs``, a list of results) and its ETag rev."""
+
+        def read(conn: sqlite3.Connection) -> tuple[Any, str | None]:
+            db = _require_db(conn, db_name)
+            row = store.load_doc(conn, db.id, doc_id)
+            if opts.open_revs is not None:
+                return _open_revs(conn, db, doc_id, row, opts), None
+            if row is None:
+                raise not_found("missing")
+            rev = opts.rev or row.rev
+            if opts.rev is not None and opts.latest and rev in row.tree:
+                rev = revtree.latest_leaves(row.tree, rev)[0]
+            if opts.rev is None and row.deleted:
+                raise not_found("deleted")
+            if rev not in row.tree:
+                raise not_found("missing")
+            bodies = store.read_revs(conn, db.id, doc_id, [rev])
+            if rev not in bodies:
+                raise not_found("missing")
+            kept = store.kept_revs(conn, db.id, doc_id) if opts.revs_info else set()
+            return _shape(doc_id, row, bodies[rev], opts, kept), rev
+
+        return await self.readers.run(read)
+
+    async def revs_diff(self, db_name: str, wanted: dict[str, list[str]]) -> dict[str, Any]:
+        """For each doc, the revs this database lacks and the leaves that may be ancestors."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            db = _require_db(conn, db_name)
+            out: dict[str, Any] = {}
+            for doc_id, revs in wanted.items():
+                row = store.load_doc(conn, db.id, doc_id)
+                missing, ancestors = revtree.missing_revs(row.tree if row else None, revs)
+                if missing:
+                    entry: dict[str, Any] = {"missing": missing}
+                    if ancestors:
+                        entry["possible_ancestors"] = ancestors
+                    out[doc_id] = entry
+            return out
+
+        return await self.readers.run(read)
+
+    async def bulk_get(
+        self, db_name: str, requests: list[dict[str, Any]], opts: ReadOptions
+    ) -> list[dict[str, Any]]:
+        """``_bulk_get``: per requested (id, rev) a doc or an error, in CouchDB's shape."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            db = _require_db(conn, db_name)
+            results = []
+            for req in requests:
+                doc_id = req.get("id")
+                rev = req.get("rev")
+                if not isinstance(doc_id, str) or (rev is not None and not isinstance(rev, str)):
+                    results.append(
+                        _bulk_get_error(doc_id, rev, bad_request("id and rev must be strings"))
+                    )
+                    continue
+                row = store.load_doc(conn, db.id, doc_id)
+                if row is None:
+                    results.append(_bulk_get_error(doc_id, rev, not_found("missing")))
+                    continue
+                one = ReadOptions(revs=opts.revs, latest=opts.latest, open_revs=[rev or row.rev])
+                docs = _open_revs(conn, db, doc_id, row, one)
+                out = []
+                for entry in docs:
+                    if "missing" in entry:
+                        out.append(_error_entry(doc_id, entry["missing"], not_found("missing")))
+                    else:
+                        out.append(entry)
+                results.append({"id": doc_id, "docs": out})
+            return results
+
+        return await self.readers.run(read)
+
+    async def all_docs(self, db_name: str, q: AllDocsQuery) -> dict[str, Any]:
+        """``_all_docs`` in CouchDB's shape."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            db = _require_db(conn, db_name)
+            opts = ReadOptions(conflicts=q.conflicts)
+            rows: list[dict[str, Any]] = []
+            if q.keys is not None:
+                ids = [k for k in q.keys if isinstance(k, str)]
+                found = store.docs_by_ids(conn, db.id, ids, q.include_docs)
+                keys = list(reversed(q.keys)) if q.descending else q.keys
+                for key in keys[q.skip :]:
+                    if q.limit is not None and len(rows) >= q.limit:
+                        break
+                    hit = found.get(key) if isinstance(key, str) else None
+                    if hit is None:
+                        rows.append({"key": key, "error": "not_found"})
+                    else:
+                        rows.append(_all_docs_row(hit, q.include_docs, opts))
+                offset = None
+            else:
+                start = q.start if isinstance(q.start, str) else None
+                end = q.end if isinstance(q.end, str) else None
+                found_rows, offset = store.all_docs_range(
+                    conn,
+                    db.id,
+                    start=start,
+                    end=end,
+                    inclusive_end=q.inclusive_end,
+                    descending=q.descending,
+                    skip=q.skip,
+                    limit=q.limit,
+                    include_bodies=q.include_docs,
+                )
+                rows = [_all_docs_row(r, q.include_docs, opts) for r in found_rows]
+            result: dict[str, Any] = {"total_rows": db.doc_count, "offset": offset, "rows": rows}
+            if q.update_seq:
+                result["update_seq"] = db.update_seq
+            return result
+
+        return await self.readers.run(read)
+
+    # _local documents -------------------------------------------------------------------
+
+    async def get_local(self, db_name: str, doc_id: str) -> dict[str, Any]:
+        """A ``_local`` document with its ``0-N`` rev."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            db = _require_db(conn, db_name)
+            found = store.get_local(conn, db.id, doc_id)
+            if found is None:
+                raise not_found("missing")
+            rev, body = found
+            return {"_id": doc_id, "_rev": f"0-{rev}", **orjson.loads(body)}
+
+        return await self.readers.run(read)
+
+    async def put_local(self, db_name: str, doc_id: str, doc: IncomingDoc) -> Result:
+        """Write a ``_local`` document; its rev must match the stored one (else 409)."""
+        body = orjson.dumps(doc.body)
+        if len(body) > self.max_doc_bytes:
+            raise CouchError(413, "document_too_large", doc_id)
+        given = _local_rev_number(doc.rev)
+
+        def op(tx: WriteTx) -> Result:
+            db = _require_db(tx.conn, db_name)
+            found = store.get_local(tx.conn, db.id, doc_id)
+            current = found[0] if found else None
+            if doc.deleted:
+                if current is None:
+                    raise not_found("missing")
+                if given != current:
+                    raise conflict()
+                store.delete_local(tx.conn, db.id, doc_id)
+                return {"ok": True, "id": doc_id, "rev": "0-0"}
+            if current is not None and given != current:
+                raise conflict()
+            if current is None and given not in (None, 0):
+                # CouchDB accepts any rev for a new local doc; it simply starts counting there.
+                pass
+            rev = (current or 0) + 1
+            store.put_local(tx.conn, db.id, doc_id, rev, body)
+            return {"ok": True, "id": doc_id, "rev": f"0-{rev}"}
+
+        return await self.writer.submit(op)
+
+    async def delete_local(self, db_name: str, doc_id: str, rev: str | None) -> Result:
+        """Delete a ``_local`` document."""
+        doc = IncomingDoc(doc_id, rev, None, True, {}, None)
+        return await self.put_local(db_name, doc_id, doc)
+
+
+# helpers used inside units of work --------------------------------------------------------
+
+
+def _require_db(conn: sqlite3.Connection, name: str) -> store.DbRow:
+    db = store.get_db(conn, name)
+    if db is None:
+        raise db_not_found()
+    return db
+
+
+def _local_rev_number(rev: str | None) -> int | None:
+    if rev is None:
+        return None
+    prefix, _, number = rev.partition("-")
+    if prefix != "0" or not number.isdigit():
+        raise bad_request("Invalid rev format")
+    return int(number)
+
+
+def _apply_writes(
+    tx: WriteTx, db_name: str, prepared: Sequence[PreparedDoc], new_edits: bool
+) -> list[WriteResult]:
+    """The writer-side half of a bulk write: merge each doc into its tree and store it."""
+    conn = tx.conn
+    db = _require_db(conn, db_name)
+    seq = db.update_seq
+    doc_delta = del_delta = 0
+    trees: dict[str, store.DocRow | None] = {}
+    results: list[WriteResult] = []
+    for item in prepared:
+        if item.error is not None or item.doc is None:
+            results.append(
+                WriteResult(item.error_id, error=item.error or bad_request("invalid doc"))
+            )
+            continue
+        doc = item.doc
+        doc_id = doc.id
+        assert doc_id is not None
+        if doc_id not in trees:
+            trees[doc_id] = store.load_doc(conn, db.id, doc_id)
+        row = trees[doc_id]
+        try:
+            if new_edits:
+                tree, rev = _edit(row, doc, item)
+            else:
+                grafted, rev = _graft(row, doc)
+                if grafted is None:  # a replicated revision we already have: nothing to write
+                    results.append(WriteResult(doc_id, rev))
+                    continue
+                tree = grafted
+        except CouchError as exc:
+            results.append(WriteResult(doc_id, error=exc))
+            continue
+        if revtree.longest_branch(tree) > db.revs_limit:
+            tree, dropped = revtree.stem(tree, db.revs_limit)
+            if dropped:
+                store.delete_revs(conn, db.id, doc_id, dropped)
+        winner = revtree.winner(tree)
+        deleted = tree[winner][1]
+        seq += 1
+        was_live = row is not None and not row.deleted
+        was_deleted = row is not None and row.deleted
+        doc_delta += int(not deleted) - int(was_live)
+        del_delta += int(deleted) - int(was_deleted)
+        store.save_doc(conn, db.id, doc_id, winner, deleted, seq, tree)
+        if (
+            rev in tree
+        ):  # a rev stemmed away at once (revs_limit smaller than its depth) keeps no body
+            store.insert_rev(conn, db.id, doc_id, rev, item.body, None)
+        trees[doc_id] = store.DocRow(doc_id, winner, deleted, seq, tree)
+        results.append(WriteResult(doc_id, rev))
+    if seq != db.update_seq:
+        store.update_db_counters(conn, db.id, seq, doc_delta, del_delta)
+        tx.mark_changed(db_name, seq)
+    return results
+
+
+def _edit(row: store.DocRow | None, doc: IncomingDoc, item: PreparedDoc) -> tuple[RevTree, str]:
+    """new_edits=true: the new rev must extend a current leaf (or start a new document)."""
+    if row is None:
+        if doc.rev is not None:
+            raise conflict()
+        parent = None
+    elif doc.rev is None:
+        if not row.deleted:
+            raise conflict()
+        parent = row.rev  # re-creating a deleted document extends its tombstone
+    else:
+        if doc.rev not in row.tree or doc.rev not in revtree.leaves(row.tree):
+            raise conflict()
+        parent = doc.rev
+    rev = new_rev(parent, doc.deleted, item.canonical)
+    tree = row.tree if row else {}
+    path = [rev, *revtree.ancestry(tree, parent)] if parent else [rev]
+    merged, _ = revtree.merge_path(tree, path, doc.deleted)
+    return merged, rev
+
+
+def _graft(row: store.DocRow | None, doc: IncomingDoc) -> tuple[RevTree | None, str]:
+    """new_edits=false: take the given rev and history as they are (replication)."""
+    if doc.rev is None:
+        raise bad_request(
+            "When `new_edits: false`, the document needs `_rev` or `_revisions` specified"
+        )
+    path = doc.path or [doc.rev]
+    merged, status = revtree.merge_path(row.tree if row else {}, path, doc.deleted)
+    if status == "internal_node" and row is not None and merged == row.tree:
+        return None, doc.rev
+    return merged, doc.rev
+
+
+def _shape(
+    doc_id: str,
+    row: store.DocRow,
+    kept: store.RevBody,
+    opts: ReadOptions,
+    kept_revs: set[str],
+) -> dict[str, Any]:
+    """A stored revision as CouchDB returns it, with the metadata asked for."""
+    rev = kept.rev
+    tree = row.tree
+    doc: dict[str, Any] = {"_id": doc_id, "_rev": rev}
+    if tree[rev][1]:
+        doc["_deleted"] = True
+    doc.update(orjson.loads(kept.body))
+    if kept.atts:
+        doc["_attachments"] = orjson.loads(kept.atts)
+    if opts.conflicts and rev == row.rev:
+        found = revtree.conflicts(tree)
+        if found:
+            doc["_conflicts"] = found
+    if opts.deleted_conflicts and rev == row.rev:
+        found = revtree.deleted_conflicts(tree)
+        if found:
+            doc["_deleted_conflicts"] = found
+    if opts.local_seq:
+        doc["_local_seq"] = row.seq
+    if opts.revs:
+        doc["_revisions"] = revtree.revisions(tree, rev)
+    if opts.revs_info:
+        doc["_revs_info"] = [
+            {
+                "rev": r,
+                "status": "deleted"
+                if tree[r][1]
+                else ("available" if r in kept_revs else "missing"),
+            }
+            for r in revtree.ancestry(tree, rev)
+        ]
+    return doc
+
+
+def _open_revs(
+    conn: sqlite3.Connection,
+    db: store.DbRow,
+    doc_id: str,
+    row: store.DocRow | None,
+    opts: ReadOptions,
+) -> list[dict[str, Any]]:
+    """``open_revs``: ``[{"ok": doc} | {"missing": rev}]`` for the requested revs."""
+    if opts.open_revs == "all":
+        if row is None:
+            raise not_found("missing")
+        revs = revtree.sorted_leaves(row.tree)
+    else:
+        assert isinstance(opts.open_revs, list)
+        revs = list(opts.open_revs)
+        if row is not None and opts.latest:
+            expanded: list[str] = []
+            for rev in revs:
+                expanded.extend(revtree.latest_leaves(row.tree, rev) if rev in row.tree else [rev])
+            revs = list(dict.fromkeys(expanded))
+    if row is None:
+        return [{"missing": rev} for rev in revs]
+    bodies = store.read_revs(conn, db.id, doc_id, [r for r in revs if r in row.tree])
+    out: list[dict[str, Any]] = []
+    for rev in revs:
+        kept = bodies.get(rev)
+        if kept is None:
+            out.append({"missing": rev})
+        else:
+            out.append({"ok": _shape(doc_id, row, kept, opts, set())})
+    return out
+
+
+def _error_entry(doc_id: str, rev: str | None, exc: CouchError) -> dict[str, Any]:
+    return {
+        "error": {"id": doc_id, "rev": rev or "undefined", "error": exc.error, "reason": exc.reason}
+    }
+
+
+def _bulk_get_error(doc_id: Any, rev: Any, exc: CouchError) -> dict[str, Any]:
+    return {"id": doc_id, "docs": [_error_entry(doc_id, rev, exc)]}
+
+
+def _all_docs_row(row: store.AllDocsRow, include_docs: bool, opts: ReadOptions) -> dict[str, Any]:
+    value: dict[str, Any] = {"rev": row.rev}
+    if row.deleted:
+        value["deleted"] = True
+    out: dict[str, Any] = {"id": row.doc_id, "key": row.doc_id, "value": value}
+    if include_docs:
+        if row.deleted or row.body is None:
+            out["doc"] = None
+        else:
+            doc_row = store.DocRow(row.doc_id, row.rev, row.deleted, 0, row.tree)
+            out["doc"] = _shape(
+                row.doc_id, doc_row, store.RevBody(row.rev, row.body, row.atts), opts, set()
+            )
+    return out

@@ -1,0 +1,1 @@
+"""Persistence: all SQL lives in this package."""

@@ -1,0 +1,59 @@
+-- syncd: the complete current schema. A fresh database gets exactly this; an older file is
+-- brought here by the numbered steps in migrations/. A test checks that both roads agree.
+
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL
+);
+
+-- Server-wide facts that must survive restarts (the server uuid that PouchDB builds its
+-- replication ids from).
+CREATE TABLE server_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE dbs (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE,
+    update_seq    INTEGER NOT NULL DEFAULT 0,
+    doc_count     INTEGER NOT NULL DEFAULT 0,
+    doc_del_count INTEGER NOT NULL DEFAULT 0,
+    revs_limit    INTEGER NOT NULL DEFAULT 1000,
+    created_at    TEXT    NOT NULL
+);
+
+-- One row per document: its winning rev, whether that winner is deleted, the db's update
+-- counter at the document's last change, and the whole revision tree as JSON
+-- ({"rev": [parent_rev, deleted]}). The (db_id, seq) index is the changes feed.
+CREATE TABLE docs (
+    db_id   INTEGER NOT NULL REFERENCES dbs(id) ON DELETE CASCADE,
+    doc_id  TEXT    NOT NULL,
+    rev     TEXT    NOT NULL,
+    deleted INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    tree    BLOB    NOT NULL,
+    PRIMARY KEY (db_id, doc_id)
+) WITHOUT ROWID;
+
+CREATE UNIQUE INDEX docs_by_seq ON docs (db_id, seq);
+
+-- One row per revision whose body is kept: every leaf, and older revisions until compaction.
+-- body is the JSON of the document's own fields; atts the JSON of its attachment stubs.
+CREATE TABLE revs (
+    db_id  INTEGER NOT NULL,
+    doc_id TEXT    NOT NULL,
+    rev    TEXT    NOT NULL,
+    body   BLOB    NOT NULL,
+    atts   BLOB,
+    PRIMARY KEY (db_id, doc_id, rev),
+    FOREIGN KEY (db_id, doc_id) REFERENCES docs (db_id, doc_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- _local documents: never replicated, never in _changes or _all_docs; revs are "0-N".
+CREATE TABLE local_docs (
+    db_id  INTEGER NOT NULL REFERENCES dbs(id) ON DELETE CASCADE,
+    doc_id TEXT    NOT NULL,
+    rev    INTEGER NOT NULL,
+    body   BLOB    NOT NULL,
+    PRIMARY KEY (db_id, doc_id)
+) WITHOUT ROWID;

@@ -1,0 +1,247 @@
+"""SQLite connections: one writer task with group commit, and a pool of readers.
+
+Every unit of work is a plain function of a ``sqlite3.Connection`` that runs in the
+connection's own thread (aiosqlite's worker thread), so a unit of many statements costs one
+thread hop, not one per statement.
+
+Writes: callers ``await writer.submit(op)``. The writer task takes every op that is waiting,
+runs them in one transaction (each inside its own SAVEPOINT, so one failing op is rolled back
+alone) and commits once. Only after that commit is durable (WAL, ``synchronous=FULL``) are the
+callers' futures resolved. If the commit itself fails, every op of that batch fails and the
+database is left as it was; the writer keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from syncd.errors import CouchError
+from syncd.store.migrations import migrate
+
+log = logging.getLogger("syncd.store")
+
+T = TypeVar("T")
+
+MAX_BATCH = 256
+
+
+def configure(conn: sqlite3.Connection, *, synchronous: str = "FULL") -> None:
+    """Pragmas every connection gets."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-32000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+
+
+async def open_connection(path: Path, *, synchronous: str = "FULL") -> aiosqlite.Connection:
+    """Open a connection in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
+    conn = await aiosqlite.connect(str(path), isolation_level=None, check_same_thread=False)
+    await run(conn, configure, synchronous=synchronous)
+    return conn
+
+
+async def run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(sqlite3_connection, *args)`` in the connection's thread."""
+    # aiosqlite's public API runs one statement per hop; _execute runs any callable there.
+    return await conn._execute(lambda: fn(conn._conn, *args, **kwargs))  # type: ignore[no-untyped-call,no-any-return]
+
+
+@dataclass
+class WriteTx:
+    """What a write op sees: the connection, and a place to say which databases changed."""
+
+    conn: sqlite3.Connection
+    changed: dict[str, int] = field(default_factory=dict)
+
+    def mark_changed(self, db_name: str, update_seq: int) -> None:
+        """Record that ``db_name`` now has ``update_seq`` (wakes its change listeners)."""
+        self.changed[db_name] = update_seq
+
+
+WriteOp = Callable[[WriteTx], Any]
+CommitListener = Callable[[dict[str, int]], None]
+
+
+@dataclass
+class WriterStats:
+    """Counters the metrics endpoint reads."""
+
+    batches: int = 0
+    ops: int = 0
+    failed_batches: int = 0
+    last_batch_size: int = 0
+    last_commit_seconds: float = 0.0
+
+
+class Writer:
+    """The single writer: queues ops, group-commits them, resolves futures after commit."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[CommitListener] = []
+        self.stats = WriterStats()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener(changed)`` on the event loop after every successful commit."""
+        self._listeners.append(listener)
+
+    @property
+    def queue_depth(self) -> int:
+        """How many ops wait for the writer."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the writer task."""
+        self._task = asyncio.create_task(self._loop(), name="syncd-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def submit(self, op: Callable[[WriteTx], T]) -> T:
+        """Queue ``op`` and return its result once the transaction holding it committed."""
+        if self._task is None:
+            raise CouchError(503, "service_unavailable", "The database is closed.")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
+        ops = [op for op, _ in batch]
+        started = time.perf_counter()
+        try:
+            outcomes, changed = await run(self._conn, _run_batch, ops)
+        except Exception as exc:  # the commit itself failed: the whole batch fails
+            log.error("commit failed: %s", type(exc).__name__, extra={"error": str(exc)})
+            self.stats.failed_batches += 1
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        CouchError(
+                            500, "internal_server_error", "The write could not be committed."
+                        )
+                    )
+            return
+        self.stats.batches += 1
+        self.stats.ops += len(batch)
+        self.stats.last_batch_size = len(batch)
+        self.stats.last_commit_seconds = time.perf_counter() - started
+        if changed:
+            for listener in self._listeners:
+                listener(changed)
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _run_batch(
+    conn: sqlite3.Connection, ops: list[WriteOp]
+) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
+    """Run ops in one transaction, each in a savepoint; commit once. Runs in the writer thread."""
+    outcomes: list[tuple[bool, Any]] = []
+    changed: dict[str, int] = {}
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for op in ops:
+            tx = WriteTx(conn)
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op(tx)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                if not isinstance(exc, CouchError):
+                    log.error("write op failed: %s", type(exc).__name__, exc_info=exc)
+                    exc = CouchError(500, "internal_server_error", "The write failed.")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE op")
+                outcomes.append((True, value))
+                changed.update(tx.changed)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes, changed
+
+
+class ReaderPool:
+    """A fixed set of read connections; each read borrows one for one unit of work."""
+
+    def __init__(self, conns: list[aiosqlite.Connection]) -> None:
+        self._free: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all = conns
+        for conn in conns:
+            self._free.put_nowait(conn)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on a free reader connection."""
+        conn = await self._free.get()
+        try:
+            return await run(conn, fn, *args)
+        finally:
+            self._free.put_nowait(conn)
+
+    async def close(self) -> None:
+        """Close every reader connection."""
+        for conn in self._all:
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def open_database(
+    path: Path, *, readers: int = 4, synchronous: str = "FULL"
+) -> AsyncIterator[tuple[Writer, ReaderPool]]:
+    """Migrate ``path``, open the writer and the reader pool; close them in reverse order."""
+    write_conn = await open_connection(path, synchronous=synchronous)
+    applied = await run(write_conn, migrate)
+    if applied:
+        log.info("schema migrated: %s", ", ".join(applied))
+    read_conns = [await open_connection(path, synchronous=synchronous) for _ in range(readers)]
+    writer = Writer(write_conn)
+    pool = ReaderPool(read_conns)
+    writer.start()
+    try:
+        yield writer, pool
+    finally:
+        await writer.stop()
+        await pool.close()
+        await run(write_conn, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        await write_conn.close()

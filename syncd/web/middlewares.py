@@ -1,0 +1,99 @@
+"""Middlewares: request ids, CouchDB-shaped errors, and the access log.
+
+Every error a client sees leaves through ``error_middleware``: ``CouchError`` from any layer,
+aiohttp's own HTTP errors (unknown route, wrong method, body too large) and unexpected
+exceptions (logged, answered 500 without details).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from syncd.errors import CouchError
+
+log = logging.getLogger("syncd.web")
+access_log = logging.getLogger("syncd.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = web.RequestKey("request_id", str)
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _error_response(
+    request: web.Request, exc: CouchError, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"error": exc.error, "reason": exc.reason, "request_id": request[REQUEST_ID]}
+    merged = {**exc.headers, **(headers or {})}
+    return web.Response(
+        body=b"" if request.method == "HEAD" else orjson.dumps(body),
+        status=exc.status,
+        content_type="application/json",
+        headers=merged,
+    )
+
+
+def _from_http_error(exc: web.HTTPException) -> tuple[CouchError, dict[str, str]]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ",".join(sorted(exc.allowed_methods))
+        headers["Allow"] = allowed
+        return CouchError(405, "method_not_allowed", f"Only {allowed} allowed"), headers
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return CouchError(413, "too_large", "the request entity is too large"), headers
+    if isinstance(exc, web.HTTPNotFound):
+        return CouchError(404, "not_found", "missing"), headers
+    return CouchError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason), headers
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Accept a sane ``X-Request-ID`` or make one; echo it on the response."""
+    given = request.headers.get("X-Request-ID", "")
+    request[REQUEST_ID] = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request[REQUEST_ID]
+            response.headers["X-Couch-Request-ID"] = request[REQUEST_ID]
+        return response
+    finally:
+        route = request.match_info.route.resource
+        access_log.info(
+            "request",
+            extra={
+                "request_id": request[REQUEST_ID],
+                "method": request.method,
+                "route": route.canonical if route is not None else "unmatched",
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into CouchDB's error body with the request id."""
+    try:
+        return await handler(request)
+    except CouchError as exc:
+        return _error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        couch, headers = _from_http_error(exc)
+        return _error_response(request, couch, headers)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request[REQUEST_ID]})
+        return _error_response(
+            request, CouchError(500, "internal_server_error", "An unexpected error occurred.")
+        )
