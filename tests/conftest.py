@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,3 +50,65 @@ async def db(client: TestClient) -> AsyncIterator[str]:
     resp = await client.put(f"/{name}")
     assert resp.status == 201, await resp.text()
     yield name
+
+
+# --- Node and the npm packages of tests/interop ------------------------------------------
+
+INTEROP_DIR = Path(__file__).parent / "interop"
+
+
+def _missing_node(reason: str) -> None:
+    # In CI a missing Node or npm package is a failure, never a skip.
+    if os.environ.get("CI"):
+        pytest.fail(f"interop tests need Node.js and npm: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """``tests/interop/node_modules``, installed with ``npm ci`` when missing."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        _missing_node("node or npm is not on PATH")
+    modules = INTEROP_DIR / "node_modules"
+    lock = INTEROP_DIR / "package-lock.json"
+    stamp = modules / ".syncd-lock-copy.json"
+    if not stamp.exists() or stamp.read_bytes() != lock.read_bytes():
+        done = subprocess.run(
+            [str(npm), "ci", "--no-audit", "--no-fund"],
+            cwd=INTEROP_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            _missing_node(f"npm ci failed: {done.stderr[-2000:]}")
+        stamp.write_bytes(lock.read_bytes())
+    return modules
+
+
+async def run_node(
+    script: str, *args: str, stdin: bytes | None = None, timeout: float = 120
+) -> Any:
+    """Run ``tests/interop/<script>`` with Node; return its stdout parsed as JSON.
+
+    Async so that a syncd served by the same event loop keeps answering while Node runs.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(INTEROP_DIR / script),
+        *args,
+        cwd=INTEROP_DIR,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise AssertionError(f"node {script} failed ({proc.returncode}):\n{err.decode()[-4000:]}")
+    return json.loads(out)
