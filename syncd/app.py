@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from syncd.config import Settings
+from syncd.services.changes import ChangesHub, ChangesService
 from syncd.services.documents import DocumentService
 from syncd.services.packs import validate_pack
 from syncd.store import documents as doc_store
@@ -32,8 +33,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_database)
+    app.on_shutdown.append(_end_feeds)
     add_routes(app)
     return app
+
+
+async def _end_feeds(app: web.Application) -> None:
+    """On shutdown, wake every waiting changes feed so it ends with its last_seq."""
+    app[SERVICES].changes.hub.close()
 
 
 def _file_size(settings: Settings) -> int:
@@ -66,5 +73,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             validators=[validate_pack],
             file_size=lambda: _file_size(settings),
         )
-        app[SERVICES] = Services(documents=documents, server_uuid=server_uuid)
+        hub = ChangesHub()
+        writer.add_commit_listener(hub.notify)
+        app[SERVICES] = Services(
+            documents=documents,
+            changes=ChangesService(readers=readers, hub=hub),
+            server_uuid=server_uuid,
+        )
         yield

@@ -57,6 +57,7 @@ def cmd_serve(settings: Settings) -> int:
         access_log=None,
         print=lambda text: log.info(text.strip()),
         shutdown_timeout=10,
+        handler_cancellation=True,  # a client that hangs up frees its waiting feed at once
     )
     return 0
 

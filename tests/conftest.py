@@ -34,7 +34,7 @@ async def app(settings: Settings) -> web.Application:
 @pytest.fixture
 async def server(aiohttp_server: Any, app: web.Application) -> TestServer:
     """syncd listening on 127.0.0.1 on a free port."""
-    return await aiohttp_server(app)
+    return await aiohttp_server(app)  # TestServer cancels handlers of clients that hang up
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from syncd.replication import revtree
 from syncd.replication.documents import IncomingDoc, validate_db_name
 from syncd.replication.revs import canonical_body, new_rev
 from syncd.replication.revtree import RevTree
+from syncd.services import attachments
+from syncd.store import attachments as att_store
 from syncd.store import documents as store
 from syncd.store.sqlite import ReaderPool, Writer, WriteTx
 
@@ -51,6 +53,7 @@ class PreparedDoc:
     canonical: bytes = b""
     error: CouchError | None = None
     error_id: str | None = None
+    atts: attachments.IncomingAttachments = field(default_factory=attachments.IncomingAttachments)
 
 
 @dataclass(slots=True)
@@ -65,6 +68,8 @@ class ReadOptions:
     local_seq: bool = False
     latest: bool = False
     open_revs: list[str] | str | None = None  # "all" or a list of revs
+    attachments: bool = False  # inline attachment data instead of stubs
+    atts_since: list[str] | None = None  # ...only for attachments newer than these revs
 
 
 @dataclass(slots=True)
@@ -123,7 +128,7 @@ class DocumentService:
         """Delete a database and everything in it."""
 
         def op(tx: WriteTx) -> None:
-            db = _require_db(tx.conn, name)
+            db = require_db(tx.conn, name)
             store.delete_db(tx.conn, db.id)
 
         await self.writer.submit(op)
@@ -140,7 +145,7 @@ class DocumentService:
         """Counts, sequence and sizes of a database."""
 
         def read(conn: sqlite3.Connection) -> DbInfo:
-            db = _require_db(conn, name)
+            db = require_db(conn, name)
             return DbInfo(db, store.body_size(conn, db.id), 0)
 
         info = await self.readers.run(read)
@@ -149,13 +154,13 @@ class DocumentService:
 
     async def get_revs_limit(self, name: str) -> int:
         """How many revisions per branch the database keeps."""
-        return (await self.readers.run(_require_db, name)).revs_limit
+        return (await self.readers.run(require_db, name)).revs_limit
 
     async def set_revs_limit(self, name: str, limit: int) -> None:
         """Change ``revs_limit`` (later writes stem to it)."""
 
         def op(tx: WriteTx) -> None:
-            store.set_revs_limit(tx.conn, _require_db(tx.conn, name).id, limit)
+            store.set_revs_limit(tx.conn, require_db(tx.conn, name).id, limit)
 
         await self.writer.submit(op)
 
@@ -163,7 +168,7 @@ class DocumentService:
         """Drop the bodies of every revision that is not a leaf."""
 
         def op(tx: WriteTx) -> None:
-            db = _require_db(tx.conn, name)
+            db = require_db(tx.conn, name)
             for doc_id, tree in list(store.iter_doc_trees(tx.conn, db.id)):
                 leaves = set(revtree.leaves(tree))
                 stale = [
@@ -171,6 +176,7 @@ class DocumentService:
                 ]
                 if stale:
                     store.delete_revs(tx.conn, db.id, doc_id, stale)
+            att_store.drop_unreferenced(tx.conn)
 
         await self.writer.submit(op)
 
@@ -185,7 +191,8 @@ class DocumentService:
             if not doc.deleted:
                 for validate in self.validators:
                     validate(doc.body)
-            return PreparedDoc(doc, body, canonical_body(doc.body))
+            atts = attachments.decode(doc.attachments)
+            return PreparedDoc(doc, body, canonical_body(doc.body), atts=atts)
         except CouchError as exc:
             return PreparedDoc(doc, error=exc, error_id=doc.id)
 
@@ -216,7 +223,7 @@ class DocumentService:
         """A document (or, with ``open_revs``, a list of results) and its ETag rev."""
 
         def read(conn: sqlite3.Connection) -> tuple[Any, str | None]:
-            db = _require_db(conn, db_name)
+            db = require_db(conn, db_name)
             row = store.load_doc(conn, db.id, doc_id)
             if opts.open_revs is not None:
                 return _open_revs(conn, db, doc_id, row, opts), None
@@ -232,8 +239,7 @@ class DocumentService:
             bodies = store.read_revs(conn, db.id, doc_id, [rev])
             if rev not in bodies:
                 raise not_found("missing")
-            kept = store.kept_revs(conn, db.id, doc_id) if opts.revs_info else set()
-            return _shape(doc_id, row, bodies[rev], opts, kept), rev
+            return shape_doc(conn, db, doc_id, row, bodies[rev], opts), rev
 
         return await self.readers.run(read)
 
@@ -241,7 +247,7 @@ class DocumentService:
         """For each doc, the revs this database lacks and the leaves that may be ancestors."""
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            db = _require_db(conn, db_name)
+            db = require_db(conn, db_name)
             out: dict[str, Any] = {}
             for doc_id, revs in wanted.items():
                 row = store.load_doc(conn, db.id, doc_id)
@@ -261,7 +267,7 @@ class DocumentService:
         """``_bulk_get``: per requested (id, rev) a doc or an error, in CouchDB's shape."""
 
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            db = _require_db(conn, db_name)
+            db = require_db(conn, db_name)
             results = []
             for req in requests:
                 doc_id = req.get("id")
@@ -275,7 +281,14 @@ class DocumentService:
                 if row is None:
                     results.append(_bulk_get_error(doc_id, rev, not_found("missing")))
                     continue
-                one = ReadOptions(revs=opts.revs, latest=opts.latest, open_revs=[rev or row.rev])
+                atts_since = req.get("atts_since")
+                one = ReadOptions(
+                    revs=opts.revs,
+                    latest=opts.latest,
+                    open_revs=[rev or row.rev],
+                    attachments=opts.attachments,
+                    atts_since=atts_since if isinstance(atts_since, list) else None,
+                )
                 docs = _open_revs(conn, db, doc_id, row, one)
                 out = []
                 for entry in docs:
@@ -292,7 +305,7 @@ class DocumentService:
         """``_all_docs`` in CouchDB's shape."""
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            db = _require_db(conn, db_name)
+            db = require_db(conn, db_name)
             opts = ReadOptions(conflicts=q.conflicts)
             rows: list[dict[str, Any]] = []
             if q.keys is not None:
@@ -306,7 +319,7 @@ class DocumentService:
                     if hit is None:
                         rows.append({"key": key, "error": "not_found"})
                     else:
-                        rows.append(_all_docs_row(hit, q.include_docs, opts))
+                        rows.append(_all_docs_row(conn, db, hit, q.include_docs, opts))
                 offset = None
             else:
                 start = q.start if isinstance(q.start, str) else None
@@ -322,7 +335,7 @@ class DocumentService:
                     limit=q.limit,
                     include_bodies=q.include_docs,
                 )
-                rows = [_all_docs_row(r, q.include_docs, opts) for r in found_rows]
+                rows = [_all_docs_row(conn, db, r, q.include_docs, opts) for r in found_rows]
             result: dict[str, Any] = {"total_rows": db.doc_count, "offset": offset, "rows": rows}
             if q.update_seq:
                 result["update_seq"] = db.update_seq
@@ -330,13 +343,74 @@ class DocumentService:
 
         return await self.readers.run(read)
 
+    # standalone attachments --------------------------------------------------------------
+
+    async def get_attachment(
+        self, db_name: str, doc_id: str, name: str, rev: str | None
+    ) -> tuple[dict[str, Any], bytes]:
+        """An attachment's stub and bytes, from ``rev`` or the winning revision."""
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, Any], bytes]:
+            db = require_db(conn, db_name)
+            row = store.load_doc(conn, db.id, doc_id)
+            if row is None or (rev is None and row.deleted):
+                raise not_found("missing" if row is None else "deleted")
+            wanted = rev or row.rev
+            kept = store.read_revs(conn, db.id, doc_id, [wanted]).get(wanted)
+            atts = orjson.loads(kept.atts) if kept and kept.atts else {}
+            if name not in atts:
+                raise not_found("Document is missing attachment")
+            data = att_store.get_body(conn, atts[name]["digest"])
+            if data is None:
+                raise not_found("Document is missing attachment")
+            return atts[name], data
+
+        return await self.readers.run(read)
+
+    async def put_attachment(
+        self,
+        db_name: str,
+        doc_id: str,
+        name: str,
+        rev: str | None,
+        content_type: str | None,
+        data: bytes | None,
+    ) -> str:
+        """Write a new revision with attachment ``name`` set to ``data`` (or removed if None)."""
+        body: dict[str, Any] = {}
+        stubs: dict[str, dict[str, Any]] = {}
+        if rev is not None:
+            current, _ = await self.get_doc(db_name, doc_id, ReadOptions(rev=rev))
+            body = {k: v for k, v in current.items() if not k.startswith("_")}
+            stubs = dict(current.get("_attachments", {}))
+        if data is None:
+            if name not in stubs:
+                raise not_found("Document is missing attachment")
+            del stubs[name]
+        else:
+            stubs.pop(name, None)
+        doc = IncomingDoc(doc_id, rev, None, False, body, None)
+        prepared = self.prepare(doc)
+        if prepared.error is not None:
+            raise prepared.error
+        prepared.atts.stubs = stubs
+        if data is not None:
+            prepared.atts.new[name] = attachments.NewAttachment(
+                content_type or "application/octet-stream", data, attachments.digest_of(data), None
+            )
+        (result,) = await self.write_docs(db_name, [prepared], new_edits=True)
+        if result.error is not None:
+            raise result.error
+        assert result.rev is not None
+        return result.rev
+
     # _local documents -------------------------------------------------------------------
 
     async def get_local(self, db_name: str, doc_id: str) -> dict[str, Any]:
         """A ``_local`` document with its ``0-N`` rev."""
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            db = _require_db(conn, db_name)
+            db = require_db(conn, db_name)
             found = store.get_local(conn, db.id, doc_id)
             if found is None:
                 raise not_found("missing")
@@ -353,7 +427,7 @@ class DocumentService:
         given = _local_rev_number(doc.rev)
 
         def op(tx: WriteTx) -> Result:
-            db = _require_db(tx.conn, db_name)
+            db = require_db(tx.conn, db_name)
             found = store.get_local(tx.conn, db.id, doc_id)
             current = found[0] if found else None
             if doc.deleted:
@@ -383,7 +457,7 @@ class DocumentService:
 # helpers used inside units of work --------------------------------------------------------
 
 
-def _require_db(conn: sqlite3.Connection, name: str) -> store.DbRow:
+def require_db(conn: sqlite3.Connection, name: str) -> store.DbRow:
     db = store.get_db(conn, name)
     if db is None:
         raise db_not_found()
@@ -404,7 +478,7 @@ def _apply_writes(
 ) -> list[WriteResult]:
     """The writer-side half of a bulk write: merge each doc into its tree and store it."""
     conn = tx.conn
-    db = _require_db(conn, db_name)
+    db = require_db(conn, db_name)
     seq = db.update_seq
     doc_delta = del_delta = 0
     trees: dict[str, store.DocRow | None] = {}
@@ -423,13 +497,14 @@ def _apply_writes(
         row = trees[doc_id]
         try:
             if new_edits:
-                tree, rev = _edit(row, doc, item)
+                tree, rev, ancestors = _edit(row, doc, item)
             else:
-                grafted, rev = _graft(row, doc)
+                grafted, rev, ancestors = _graft(row, doc)
                 if grafted is None:  # a replicated revision we already have: nothing to write
                     results.append(WriteResult(doc_id, rev))
                     continue
                 tree = grafted
+            atts = _resolve_attachments(conn, db, doc_id, item, ancestors, rev)
         except CouchError as exc:
             results.append(WriteResult(doc_id, error=exc))
             continue
@@ -445,10 +520,9 @@ def _apply_writes(
         doc_delta += int(not deleted) - int(was_live)
         del_delta += int(deleted) - int(was_deleted)
         store.save_doc(conn, db.id, doc_id, winner, deleted, seq, tree)
-        if (
-            rev in tree
-        ):  # a rev stemmed away at once (revs_limit smaller than its depth) keeps no body
-            store.insert_rev(conn, db.id, doc_id, rev, item.body, None)
+        # A rev stemmed away at once (revs_limit below its own depth) keeps no body.
+        if rev in tree:
+            store.insert_rev(conn, db.id, doc_id, rev, item.body, atts)
         trees[doc_id] = store.DocRow(doc_id, winner, deleted, seq, tree)
         results.append(WriteResult(doc_id, rev))
     if seq != db.update_seq:
@@ -457,7 +531,28 @@ def _apply_writes(
     return results
 
 
-def _edit(row: store.DocRow | None, doc: IncomingDoc, item: PreparedDoc) -> tuple[RevTree, str]:
+def _resolve_attachments(
+    conn: sqlite3.Connection,
+    db: store.DbRow,
+    doc_id: str,
+    item: PreparedDoc,
+    ancestors: list[str],
+    rev: str,
+) -> bytes | None:
+    """Store new attachment bodies and find stubs in the nearest earlier revisions."""
+    if not item.atts:
+        return None
+    candidates: list[dict[str, Any]] = []
+    if item.atts.stubs and ancestors:
+        kept = store.read_revs(conn, db.id, doc_id, ancestors)
+        candidates = [orjson.loads(kept[r].atts) for r in ancestors if r in kept and kept[r].atts]  # type: ignore[arg-type]
+    resolved = attachments.resolve(conn, doc_id, item.atts, candidates, revtree.generation(rev))
+    return orjson.dumps(resolved) if resolved else None
+
+
+def _edit(
+    row: store.DocRow | None, doc: IncomingDoc, item: PreparedDoc
+) -> tuple[RevTree, str, list[str]]:
     """new_edits=true: the new rev must extend a current leaf (or start a new document)."""
     if row is None:
         if doc.rev is not None:
@@ -471,32 +566,37 @@ def _edit(row: store.DocRow | None, doc: IncomingDoc, item: PreparedDoc) -> tupl
         if doc.rev not in row.tree or doc.rev not in revtree.leaves(row.tree):
             raise conflict()
         parent = doc.rev
-    rev = new_rev(parent, doc.deleted, item.canonical)
+    rev = new_rev(parent, doc.deleted, item.canonical, attachments.digests(item.atts))
     tree = row.tree if row else {}
-    path = [rev, *revtree.ancestry(tree, parent)] if parent else [rev]
-    merged, _ = revtree.merge_path(tree, path, doc.deleted)
-    return merged, rev
+    ancestors = revtree.ancestry(tree, parent) if parent else []
+    merged, _ = revtree.merge_path(tree, [rev, *ancestors], doc.deleted)
+    return merged, rev, ancestors
 
 
-def _graft(row: store.DocRow | None, doc: IncomingDoc) -> tuple[RevTree | None, str]:
+def _graft(row: store.DocRow | None, doc: IncomingDoc) -> tuple[RevTree | None, str, list[str]]:
     """new_edits=false: take the given rev and history as they are (replication)."""
     if doc.rev is None:
         raise bad_request(
             "When `new_edits: false`, the document needs `_rev` or `_revisions` specified"
         )
     path = doc.path or [doc.rev]
-    merged, status = revtree.merge_path(row.tree if row else {}, path, doc.deleted)
+    tree = row.tree if row else {}
+    merged, status = revtree.merge_path(tree, path, doc.deleted)
     if status == "internal_node" and row is not None and merged == row.tree:
-        return None, doc.rev
-    return merged, doc.rev
+        return None, doc.rev, []
+    ancestors = [r for r in path[1:] if r in tree]
+    if row is not None and not ancestors:
+        ancestors = revtree.sorted_leaves(row.tree)
+    return merged, doc.rev, ancestors
 
 
-def _shape(
+def shape_doc(
+    conn: sqlite3.Connection,
+    db: store.DbRow,
     doc_id: str,
     row: store.DocRow,
     kept: store.RevBody,
     opts: ReadOptions,
-    kept_revs: set[str],
 ) -> dict[str, Any]:
     """A stored revision as CouchDB returns it, with the metadata asked for."""
     rev = kept.rev
@@ -506,7 +606,12 @@ def _shape(
         doc["_deleted"] = True
     doc.update(orjson.loads(kept.body))
     if kept.atts:
-        doc["_attachments"] = orjson.loads(kept.atts)
+        doc["_attachments"] = attachments.shape(
+            conn,
+            kept.atts,
+            inline=opts.attachments,
+            since_generation=_atts_since_generation(tree, rev, opts.atts_since),
+        )
     if opts.conflicts and rev == row.rev:
         found = revtree.conflicts(tree)
         if found:
@@ -520,16 +625,27 @@ def _shape(
     if opts.revs:
         doc["_revisions"] = revtree.revisions(tree, rev)
     if opts.revs_info:
+        kept_revs = store.kept_revs(conn, db.id, doc_id)
         doc["_revs_info"] = [
-            {
-                "rev": r,
-                "status": "deleted"
-                if tree[r][1]
-                else ("available" if r in kept_revs else "missing"),
-            }
+            {"rev": r, "status": _rev_status(tree, r, kept_revs)}
             for r in revtree.ancestry(tree, rev)
         ]
     return doc
+
+
+def _rev_status(tree: RevTree, rev: str, kept_revs: set[str]) -> str:
+    if tree[rev][1]:
+        return "deleted"
+    return "available" if rev in kept_revs else "missing"
+
+
+def _atts_since_generation(tree: RevTree, rev: str, atts_since: list[str] | None) -> int:
+    """Attachments at or below this revpos the client already has (CouchDB's atts_since)."""
+    if not atts_since:
+        return 0
+    history = set(revtree.ancestry(tree, rev))
+    known = [revtree.generation(r) for r in atts_since if r in history]
+    return max(known, default=0)
 
 
 def _open_revs(
@@ -561,7 +677,7 @@ def _open_revs(
         if kept is None:
             out.append({"missing": rev})
         else:
-            out.append({"ok": _shape(doc_id, row, kept, opts, set())})
+            out.append({"ok": shape_doc(conn, db, doc_id, row, kept, opts)})
     return out
 
 
@@ -575,7 +691,13 @@ def _bulk_get_error(doc_id: Any, rev: Any, exc: CouchError) -> dict[str, Any]:
     return {"id": doc_id, "docs": [_error_entry(doc_id, rev, exc)]}
 
 
-def _all_docs_row(row: store.AllDocsRow, include_docs: bool, opts: ReadOptions) -> dict[str, Any]:
+def _all_docs_row(
+    conn: sqlite3.Connection,
+    db: store.DbRow,
+    row: store.AllDocsRow,
+    include_docs: bool,
+    opts: ReadOptions,
+) -> dict[str, Any]:
     value: dict[str, Any] = {"rev": row.rev}
     if row.deleted:
         value["deleted"] = True
@@ -585,7 +707,6 @@ def _all_docs_row(row: store.AllDocsRow, include_docs: bool, opts: ReadOptions) 
             out["doc"] = None
         else:
             doc_row = store.DocRow(row.doc_id, row.rev, row.deleted, 0, row.tree)
-            out["doc"] = _shape(
-                row.doc_id, doc_row, store.RevBody(row.rev, row.body, row.atts), opts, set()
-            )
+            kept = store.RevBody(row.rev, row.body, row.atts)
+            out["doc"] = shape_doc(conn, db, row.doc_id, doc_row, kept, opts)
     return out

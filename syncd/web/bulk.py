@@ -65,7 +65,11 @@ async def bulk_get(request: web.Request) -> web.Response:
     docs = body.get("docs")
     if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
         raise bad_request("`docs` must be a list of objects")
-    opts = ReadOptions(revs=query_bool(request, "revs"), latest=query_bool(request, "latest"))
+    opts = ReadOptions(
+        revs=query_bool(request, "revs"),
+        latest=query_bool(request, "latest"),
+        attachments=query_bool(request, "attachments"),
+    )
     results = await services(request).documents.bulk_get(db_name(request), docs, opts)
     return json_response({"results": results})
 

@@ -12,7 +12,7 @@ from syncd.errors import CouchError, bad_request, not_found
 from syncd.replication.documents import IncomingDoc, parse_doc, validate_doc_id, validate_rev
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
-from syncd.web.http import json_response, query_bool, read_json_object
+from syncd.web.http import json_response, query_bool, query_json, read_json_object
 from syncd.web.keys import services
 
 
@@ -33,7 +33,7 @@ def _etag(rev: str) -> str:
     return f'"{rev}"'
 
 
-def _rev_from_request(request: web.Request, body_rev: str | None = None) -> str | None:
+def rev_from_request(request: web.Request, body_rev: str | None = None) -> str | None:
     """The rev a write names: query ``rev``, ``If-Match`` or the body's ``_rev``; all must agree."""
     given = [
         r
@@ -60,9 +60,16 @@ def read_options(request: web.Request) -> ReadOptions:
         deleted_conflicts=query_bool(request, "deleted_conflicts") or meta,
         local_seq=query_bool(request, "local_seq"),
         latest=query_bool(request, "latest"),
+        attachments=query_bool(request, "attachments"),
     )
     if opts.rev is not None:
         validate_rev(opts.rev)
+    atts_since = query_json(request, "atts_since")
+    if atts_since is not None:
+        if not isinstance(atts_since, list) or not all(isinstance(r, str) for r in atts_since):
+            raise bad_request("atts_since must be a JSON array of revs")
+        opts.atts_since = atts_since
+        opts.attachments = True
     raw = request.query.get("open_revs")
     if raw is not None:
         opts.open_revs = _parse_open_revs(raw)
@@ -115,7 +122,7 @@ async def put_doc(request: web.Request) -> web.Response:
     body = await read_json_object(request, lenient_type=True)
     doc = parse_doc(body, the_id)
     if doc.path is None:
-        doc.rev = _rev_from_request(request, doc.rev)
+        doc.rev = rev_from_request(request, doc.rev)
     return await _write(request, doc)
 
 
@@ -131,7 +138,7 @@ async def post_doc(request: web.Request) -> web.Response:
 async def delete_doc(request: web.Request) -> web.Response:
     """``DELETE /{db}/{docid}?rev=R``: write a tombstone."""
     the_id = doc_id(request)
-    rev = _rev_from_request(request)
+    rev = rev_from_request(request)
     docs = services(request).documents
     if rev is None:
         # CouchDB: 404 for a document that is not there, 409 when the rev was left out.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from syncd.config import Settings
+from syncd.services.changes import ChangesService
 from syncd.services.documents import DocumentService
 
 
@@ -15,6 +16,7 @@ class Services:
     """Everything handlers may call, built by ``syncd.app.create_app``."""
 
     documents: DocumentService
+    changes: ChangesService
     server_uuid: str
 
 

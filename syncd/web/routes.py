@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from syncd.web import bulk, databases, documents, server
+from syncd.web import attachments, bulk, changes, databases, documents, server
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,6 +50,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", DB + "/_revs_diff", bulk.revs_diff, "revs_diff"),
     Route("GET", DB + "/_all_docs", bulk.all_docs, "all_docs"),
     Route("POST", DB + "/_all_docs", bulk.all_docs, "all_docs_post"),
+    Route("GET", DB + "/_changes", changes.changes, "changes"),
+    Route("POST", DB + "/_changes", changes.changes, "changes_post"),
     Route("POST", DB + "/_ensure_full_commit", databases.ensure_full_commit, "ensure_full_commit"),
     Route("GET", DB + "/_revs_limit", databases.get_revs_limit, "revs_limit_get"),
     Route("PUT", DB + "/_revs_limit", databases.put_revs_limit, "revs_limit_put"),
@@ -62,10 +64,22 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", DB + "/_design/{ddoc}", documents.get_doc, "design_get"),
     Route("PUT", DB + "/_design/{ddoc}", documents.put_doc, "design_put"),
     Route("DELETE", DB + "/_design/{ddoc}", documents.delete_doc, "design_delete"),
+    Route("GET", DB + "/_design/{ddoc}/{attname:.+}", attachments.get_attachment, "design_att_get"),
+    Route("PUT", DB + "/_design/{ddoc}/{attname:.+}", attachments.put_attachment, "design_att_put"),
+    Route(
+        "DELETE",
+        DB + "/_design/{ddoc}/{attname:.+}",
+        attachments.delete_attachment,
+        "design_att_delete",
+    ),
     # documents
     Route("GET", DOC, documents.get_doc, "doc_get"),
     Route("PUT", DOC, documents.put_doc, "doc_put"),
     Route("DELETE", DOC, documents.delete_doc, "doc_delete"),
+    # attachments (names may contain "/")
+    Route("GET", DOC + "/{attname:.+}", attachments.get_attachment, "att_get"),
+    Route("PUT", DOC + "/{attname:.+}", attachments.put_attachment, "att_put"),
+    Route("DELETE", DOC + "/{attname:.+}", attachments.delete_attachment, "att_delete"),
 )
 
 

@@ -47,6 +47,14 @@ CREATE TABLE revs (
     FOREIGN KEY (db_id, doc_id) REFERENCES docs (db_id, doc_id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
+-- Attachment bodies, once per digest ("md5-<base64>"); revisions refer to them from revs.atts.
+CREATE TABLE att_bodies (
+    id     INTEGER PRIMARY KEY,
+    digest TEXT    NOT NULL UNIQUE,
+    length INTEGER NOT NULL,
+    data   BLOB    NOT NULL
+);
+
 -- _local documents: never replicated, never in _changes or _all_docs; revs are "0-N".
 CREATE TABLE local_docs (
     db_id  INTEGER NOT NULL REFERENCES dbs(id) ON DELETE CASCADE,
