@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from syncd.errors import CouchError
+from syncd.replication.documents import validate_db_name
 
 log = logging.getLogger("syncd.web")
 access_log = logging.getLogger("syncd.access")
@@ -24,6 +25,7 @@ access_log = logging.getLogger("syncd.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_RESERVED_DB_PATH = re.compile(r"^/(_[^/]*)/?$")
 
 
 def _error_response(
@@ -90,6 +92,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        reserved = _RESERVED_DB_PATH.match(request.path)
+        if isinstance(exc, web.HTTPNotFound) and request.method == "PUT" and reserved:
+            # No route creates a database named "_..."; CouchDB refuses the name with 400.
+            try:
+                validate_db_name(reserved.group(1))
+            except CouchError as illegal:
+                return _error_response(request, illegal)
         couch, headers = _from_http_error(exc)
         return _error_response(request, couch, headers)
     except Exception:
