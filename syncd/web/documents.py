@@ -140,14 +140,15 @@ async def delete_doc(request: web.Request) -> web.Response:
     the_id = doc_id(request)
     rev = rev_from_request(request)
     docs = services(request).documents
-    if rev is None:
-        # CouchDB: 404 for a document that is not there, 409 when the rev was left out.
-        try:
-            await docs.get_doc(db_name(request), the_id, ReadOptions())
-        except CouchError as exc:
-            if exc.status == 404 and exc.reason != "Database does not exist.":
-                raise not_found(exc.reason) from None
-            raise
+    # CouchDB opens the current winner first: 404 ``missing`` for a document that is not there
+    # and 404 ``deleted`` for one already deleted, whatever rev was given; then 409 when the
+    # rev was left out or is not a leaf.
+    try:
+        await docs.get_doc(db_name(request), the_id, ReadOptions())
+    except CouchError as exc:
+        if exc.status == 404 and exc.reason != "Database does not exist.":
+            raise not_found(exc.reason) from None
+        raise
     doc = IncomingDoc(the_id, rev, None, True, {}, None)
     new_rev = await docs.write_doc(db_name(request), doc)
     return json_response(
