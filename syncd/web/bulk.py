@@ -43,9 +43,19 @@ async def bulk_docs(request: web.Request) -> web.Response:
     results = await documents.write_docs(db_name(request), prepared, new_edits)
     if new_edits:
         out = [r.to_json() for r in results]
-    else:  # CouchDB lists only the failures of a replicated write
-        out = [r.to_json() for r in results if r.error is not None]
+    else:  # CouchDB lists only the failures of a replicated write, each with its rev
+        out = [
+            _replicated_error(r.to_json(), p.doc.rev if p.doc is not None else None)
+            for r, p in zip(results, prepared, strict=True)
+            if r.error is not None
+        ]
     return json_response(out, status=201)
+
+
+def _replicated_error(entry: dict[str, Any], rev: str | None) -> dict[str, Any]:
+    if rev is None:
+        return entry
+    return {"id": entry["id"], "rev": rev, "error": entry["error"], "reason": entry["reason"]}
 
 
 async def revs_diff(request: web.Request) -> web.Response:
