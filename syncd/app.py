@@ -7,17 +7,22 @@ context) and closes when it stops.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from syncd.config import Settings
+from syncd.services.accounts import AccountService, TokenSettings
+from syncd.services.authz import Authorizer
 from syncd.services.changes import ChangesHub, ChangesService
 from syncd.services.documents import DocumentService
 from syncd.services.packs import validate_pack
 from syncd.store import documents as doc_store
 from syncd.store.sqlite import WriteTx, open_database
+from syncd.web.auth import auth_middleware
 from syncd.web.keys import SERVICES, SETTINGS, Services
 from syncd.web.middlewares import error_middleware, request_id_middleware
 from syncd.web.routes import add_routes
@@ -28,19 +33,40 @@ log = logging.getLogger("syncd.app")
 def create_app(settings: Settings) -> web.Application:
     """A ready-to-run aiohttp application for ``settings``."""
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware],
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_database)
     app.on_shutdown.append(_end_feeds)
-    add_routes(app)
+    add_routes(app, settings)
     return app
 
 
 async def _end_feeds(app: web.Application) -> None:
     """On shutdown, wake every waiting changes feed so it ends with its last_seq."""
     app[SERVICES].changes.hub.close()
+
+
+def signing_keys(settings: Settings) -> list[str]:
+    """Token signing keys, oldest first: previous keys still verify, the last one signs.
+
+    Without a configured key, one is generated into the data directory (mode 0600) on first
+    start and reused after that.
+    """
+    keys = [k.value for k in settings.previous_secret_keys]
+    if settings.secret_key is not None:
+        return [*keys, settings.secret_key.value]
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        log.warning(
+            "generated a token signing key; set SYNCD_SECRET_KEY to manage it yourself",
+            extra={"path": str(path)},
+        )
+    return [*keys, path.read_text().strip()]
 
 
 def _file_size(settings: Settings) -> int:
@@ -75,9 +101,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         hub = ChangesHub()
         writer.add_commit_listener(hub.notify)
+        accounts = AccountService(
+            writer=writer,
+            readers=readers,
+            tokens=TokenSettings(
+                secret_keys=signing_keys(settings),
+                access_ttl=settings.access_token_ttl,
+                refresh_ttl=settings.refresh_token_ttl,
+                cookie_ttl=settings.session_timeout,
+                admin_name=settings.admin_user,
+                admin_password=settings.admin_password.value if settings.admin_password else None,
+            ),
+        )
         app[SERVICES] = Services(
             documents=documents,
             changes=ChangesService(readers=readers, hub=hub),
+            accounts=accounts,
+            authz=Authorizer(readers=readers, writer=writer),
             server_uuid=server_uuid,
         )
         yield

@@ -24,6 +24,18 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A secret value whose repr never shows it, so it cannot leak into a log by accident."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything syncd can be configured with. See the README's configuration table."""
 
@@ -36,6 +48,17 @@ class Settings:
     max_document_bytes: int = 8 * MIB
     reader_connections: int = 4
     sqlite_synchronous: str = "FULL"
+    admin_user: str | None = None
+    admin_password: Secret | None = None
+    secret_key: Secret | None = None  # None: generated into the data dir on first start
+    previous_secret_keys: tuple[Secret, ...] = ()
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    session_timeout: int = 600
+    cookie_secure: bool = False
+    auth_rate_limit: str = "30/minute"
+    auth_user_rate_limit: str = "10/minute"
+    trust_proxy: bool = False
 
     @property
     def database_path(self) -> Path:
@@ -81,6 +104,41 @@ def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw))
 
 
+def _secret(name: str, raw: str) -> Secret:
+    if len(raw) < 16:
+        raise ConfigError(f"{name} must be at least 16 characters")
+    return Secret(raw)
+
+
+def _password(name: str, raw: str) -> Secret:
+    if len(raw) < 8:
+        raise ConfigError(f"{name} must be at least 8 characters")
+    return Secret(raw)
+
+
+def _secrets(name: str, raw: str) -> tuple[Secret, ...]:
+    return tuple(_secret(name, part) for part in raw.split(",") if part.strip())
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _rate(name: str, raw: str) -> str:
+    from limits import parse
+
+    try:
+        parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as '10/minute', got {raw!r}") from None
+    return raw
+
+
 _PARSERS: dict[str, Any] = {
     "host": _text,
     "port": _port,
@@ -91,6 +149,17 @@ _PARSERS: dict[str, Any] = {
     "max_document_bytes": _positive_int,
     "reader_connections": _positive_int,
     "sqlite_synchronous": _choice(("full", "normal")),
+    "admin_user": _text,
+    "admin_password": _password,
+    "secret_key": _secret,
+    "previous_secret_keys": _secrets,
+    "access_token_ttl": _positive_int,
+    "refresh_token_ttl": _positive_int,
+    "session_timeout": _positive_int,
+    "cookie_secure": _bool,
+    "auth_rate_limit": _rate,
+    "auth_user_rate_limit": _rate,
+    "trust_proxy": _bool,
 }
 
 
@@ -116,6 +185,8 @@ def load_settings(
     if "sqlite_synchronous" in values:
         values["sqlite_synchronous"] = values["sqlite_synchronous"].upper()
     settings = Settings(**values)
+    if (settings.admin_user is None) != (settings.admin_password is None):
+        raise ConfigError("SYNCD_ADMIN_USER and SYNCD_ADMIN_PASSWORD must be set together")
     if settings.max_document_bytes > settings.max_request_bytes:
         raise ConfigError("SYNCD_MAX_DOCUMENT_BYTES must not exceed SYNCD_MAX_REQUEST_BYTES")
     return settings

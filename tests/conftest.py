@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -17,13 +18,25 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.app import create_app
-from syncd.config import Settings
+from syncd.config import Secret, Settings
+
+ADMIN = ("admin", "admin-password")
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Defaults, with the data directory in the test's temp dir."""
-    return Settings(data_dir=tmp_path / "data")
+    """Defaults, with the data directory in the test's temp dir and a configured admin.
+
+    Rate limits are raised so that tests signing in often are not throttled (the limits have
+    tests of their own).
+    """
+    return Settings(
+        data_dir=tmp_path / "data",
+        admin_user=ADMIN[0],
+        admin_password=Secret(ADMIN[1]),
+        auth_rate_limit="10000/minute",
+        auth_user_rate_limit="10000/minute",
+    )
 
 
 @pytest.fixture
@@ -39,7 +52,18 @@ async def server(aiohttp_server: Any, app: web.Application) -> TestServer:
 
 @pytest.fixture
 async def client(aiohttp_client: Any, server: TestServer) -> TestClient:
-    """An HTTP client for ``server``."""
+    """An HTTP client for ``server`` signed in as the server admin (HTTP Basic)."""
+    return await aiohttp_client(server, headers={"Authorization": basic_auth(*ADMIN)})
+
+
+def basic_auth(name: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic."""
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+@pytest.fixture
+async def anon_client(aiohttp_client: Any, server: TestServer) -> TestClient:
+    """An HTTP client for ``server`` with no credentials."""
     return await aiohttp_client(server)
 
 

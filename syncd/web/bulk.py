@@ -7,15 +7,18 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.errors import CouchError, bad_request
+from syncd.errors import CouchError, bad_request, forbidden
 from syncd.replication.documents import parse_doc, validate_rev
 from syncd.services.documents import AllDocsQuery, PreparedDoc, ReadOptions
+from syncd.web.auth import identity
 from syncd.web.databases import db_name
 from syncd.web.http import json_response, query_bool, query_int, query_json, read_json_object
 from syncd.web.keys import services
 
+DESIGN_FORBIDDEN = "You are not a db or server admin."
 
-def _prepare(raw: Any, new_edits: bool, docs_service: Any) -> PreparedDoc:
+
+def _prepare(raw: Any, new_edits: bool, docs_service: Any, may_design: bool) -> PreparedDoc:
     try:
         doc = parse_doc(raw)
     except CouchError as exc:
@@ -25,6 +28,8 @@ def _prepare(raw: Any, new_edits: bool, docs_service: Any) -> PreparedDoc:
         if not new_edits:
             return PreparedDoc(None, error=bad_request("Document must have an _id"))
         doc.id = uuid.uuid4().hex
+    if doc.id.startswith("_design/") and not may_design:
+        return PreparedDoc(None, error=forbidden(DESIGN_FORBIDDEN), error_id=doc.id)
     prepared: PreparedDoc = docs_service.prepare(doc)
     return prepared
 
@@ -39,7 +44,8 @@ async def bulk_docs(request: web.Request) -> web.Response:
     if not isinstance(new_edits, bool):
         raise bad_request("`new_edits` parameter must be a boolean.")
     documents = services(request).documents
-    prepared = [_prepare(raw, new_edits, documents) for raw in raw_docs]
+    may_design = await services(request).authz.is_db_admin(identity(request), db_name(request))
+    prepared = [_prepare(raw, new_edits, documents, may_design) for raw in raw_docs]
     results = await documents.write_docs(db_name(request), prepared, new_edits)
     if new_edits:
         out = [r.to_json() for r in results]

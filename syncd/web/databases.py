@@ -18,12 +18,14 @@ async def create_db(request: web.Request) -> web.Response:
     """``PUT /{db}``."""
     name = db_name(request)
     await services(request).documents.create_db(name)
+    services(request).authz.forget(name)
     return json_response({"ok": True}, status=201, headers={"Location": f"/{name}"})
 
 
 async def delete_db(request: web.Request) -> web.Response:
     """``DELETE /{db}``."""
     await services(request).documents.delete_db(db_name(request))
+    services(request).authz.forget(db_name(request))
     return json_response({"ok": True})
 
 

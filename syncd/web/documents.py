@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from syncd.errors import CouchError, bad_request, not_found
+from syncd.errors import CouchError, bad_request, forbidden, not_found
 from syncd.replication.documents import IncomingDoc, parse_doc, validate_doc_id, validate_rev
 from syncd.services.documents import ReadOptions
+from syncd.web.auth import identity
 from syncd.web.databases import db_name
 from syncd.web.http import json_response, query_bool, query_json, read_json_object
 from syncd.web.keys import services
@@ -132,6 +133,10 @@ async def post_doc(request: web.Request) -> web.Response:
     doc = parse_doc(body)
     if doc.id is None:
         doc.id = uuid.uuid4().hex
+    if doc.id.startswith("_design/"):
+        name = db_name(request)
+        if not await services(request).authz.is_db_admin(identity(request), name):
+            raise forbidden("You are not a db or server admin.")
     return await _write(request, doc)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from syncd.config import Settings
+from syncd.services.accounts import AccountService
+from syncd.services.authz import Authorizer
 from syncd.services.changes import ChangesService
 from syncd.services.documents import DocumentService
 
@@ -17,6 +19,8 @@ class Services:
 
     documents: DocumentService
     changes: ChangesService
+    accounts: AccountService
+    authz: Authorizer
     server_uuid: str
 
 

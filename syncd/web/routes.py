@@ -2,7 +2,8 @@
 
 Order matters: aiohttp tries routes in the order they are added, so fixed paths (``/_up``)
 come before the ``/{db}`` patterns, and ``/{db}/_special`` before ``/{db}/{docid}``.
-The authorization-matrix test reads ``ROUTES``.
+Every route names who may call it (``Access``); ``add_routes`` wraps each handler in that
+check, so a route cannot exist without a rule. The authorization-matrix test reads ``ROUTES``.
 """
 
 from __future__ import annotations
@@ -12,81 +13,161 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from syncd.web import attachments, bulk, changes, databases, documents, server
+from syncd.config import Settings
+from syncd.services.authz import Access
+from syncd.web import attachments, auth, bulk, changes, databases, documents, server
+from syncd.web.keys import services
+from syncd.web.ratelimit import AuthLimits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class Route:
-    """One method on one path pattern, with its handler and a unique name."""
+    """One method on one path pattern: its handler, a unique name, and who may call it."""
 
     method: str
     path: str
     handler: Handler
     name: str
+    access: Access
+    rate_limited: bool = False
 
 
 DB = "/{db:[^/_][^/]*}"
 DOC = DB + "/{docid:[^/]+}"
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/", server.welcome, "welcome"),
-    Route("GET", "/_up", server.up, "up"),
-    Route("GET", "/_uuids", server.uuids, "uuids"),
-    Route("GET", "/_all_dbs", server.all_dbs, "all_dbs"),
+    Route("GET", "/", server.welcome, "welcome", Access.PUBLIC),
+    # sign-in and accounts
+    Route("GET", "/_session", auth.get_session, "session_get", Access.PUBLIC),
+    Route("POST", "/_session", auth.post_session, "session_post", Access.PUBLIC, True),
+    Route("DELETE", "/_session", auth.delete_session, "session_delete", Access.PUBLIC),
+    Route("POST", "/v1/auth/anonymous", auth.anonymous, "auth_anonymous", Access.PUBLIC, True),
+    Route("POST", "/v1/auth/register", auth.register, "auth_register", Access.PUBLIC, True),
+    Route("POST", "/v1/auth/login", auth.login, "auth_login", Access.PUBLIC, True),
+    Route("POST", "/v1/auth/refresh", auth.refresh, "auth_refresh", Access.PUBLIC, True),
+    Route("POST", "/v1/auth/logout", auth.logout, "auth_logout", Access.AUTHENTICATED),
+    Route("GET", "/v1/auth/me", auth.me, "auth_me", Access.AUTHENTICATED),
+    Route("DELETE", "/v1/auth/me", auth.delete_me, "auth_delete_me", Access.AUTHENTICATED),
+    Route(
+        "POST",
+        "/v1/auth/password",
+        auth.change_password,
+        "auth_password",
+        Access.AUTHENTICATED,
+        True,
+    ),
+    Route("POST", "/v1/auth/upgrade", auth.upgrade, "auth_upgrade", Access.AUTHENTICATED, True),
+    Route(
+        "PUT",
+        "/v1/admin/accounts/{account_id}/roles",
+        auth.set_roles,
+        "admin_account_roles",
+        Access.SERVER_ADMIN,
+    ),
+    Route("GET", "/_up", server.up, "up", Access.PUBLIC),
+    Route("GET", "/_uuids", server.uuids, "uuids", Access.PUBLIC),
+    Route("GET", "/_all_dbs", server.all_dbs, "all_dbs", Access.SERVER_ADMIN),
     # databases (PouchDB also calls them with a trailing slash)
-    Route("PUT", DB, databases.create_db, "db_create"),
-    Route("PUT", DB + "/", databases.create_db, "db_create_slash"),
-    Route("GET", DB, databases.db_info, "db_info"),
-    Route("GET", DB + "/", databases.db_info, "db_info_slash"),
-    Route("DELETE", DB, databases.delete_db, "db_delete"),
-    Route("DELETE", DB + "/", databases.delete_db, "db_delete_slash"),
-    Route("POST", DB, documents.post_doc, "doc_post"),
-    Route("POST", DB + "/", documents.post_doc, "doc_post_slash"),
+    Route("PUT", DB, databases.create_db, "db_create", Access.SERVER_ADMIN),
+    Route("PUT", DB + "/", databases.create_db, "db_create_slash", Access.SERVER_ADMIN),
+    Route("GET", DB, databases.db_info, "db_info", Access.DB_MEMBER),
+    Route("GET", DB + "/", databases.db_info, "db_info_slash", Access.DB_MEMBER),
+    Route("DELETE", DB, databases.delete_db, "db_delete", Access.SERVER_ADMIN),
+    Route("DELETE", DB + "/", databases.delete_db, "db_delete_slash", Access.SERVER_ADMIN),
+    Route("POST", DB, documents.post_doc, "doc_post", Access.DB_MEMBER),
+    Route("POST", DB + "/", documents.post_doc, "doc_post_slash", Access.DB_MEMBER),
     # database endpoints
-    Route("POST", DB + "/_bulk_docs", bulk.bulk_docs, "bulk_docs"),
-    Route("POST", DB + "/_bulk_get", bulk.bulk_get, "bulk_get"),
-    Route("POST", DB + "/_revs_diff", bulk.revs_diff, "revs_diff"),
-    Route("GET", DB + "/_all_docs", bulk.all_docs, "all_docs"),
-    Route("POST", DB + "/_all_docs", bulk.all_docs, "all_docs_post"),
-    Route("GET", DB + "/_changes", changes.changes, "changes"),
-    Route("POST", DB + "/_changes", changes.changes, "changes_post"),
-    Route("POST", DB + "/_ensure_full_commit", databases.ensure_full_commit, "ensure_full_commit"),
-    Route("GET", DB + "/_revs_limit", databases.get_revs_limit, "revs_limit_get"),
-    Route("PUT", DB + "/_revs_limit", databases.put_revs_limit, "revs_limit_put"),
-    Route("POST", DB + "/_compact", databases.compact, "compact"),
+    Route("POST", DB + "/_bulk_docs", bulk.bulk_docs, "bulk_docs", Access.DB_MEMBER),
+    Route("POST", DB + "/_bulk_get", bulk.bulk_get, "bulk_get", Access.DB_MEMBER),
+    Route("POST", DB + "/_revs_diff", bulk.revs_diff, "revs_diff", Access.DB_MEMBER),
+    Route("GET", DB + "/_all_docs", bulk.all_docs, "all_docs", Access.DB_MEMBER),
+    Route("POST", DB + "/_all_docs", bulk.all_docs, "all_docs_post", Access.DB_MEMBER),
+    Route("GET", DB + "/_changes", changes.changes, "changes", Access.DB_MEMBER),
+    Route("POST", DB + "/_changes", changes.changes, "changes_post", Access.DB_MEMBER),
+    Route(
+        "POST",
+        DB + "/_ensure_full_commit",
+        databases.ensure_full_commit,
+        "ensure_full_commit",
+        Access.DB_MEMBER,
+    ),
+    Route("GET", DB + "/_revs_limit", databases.get_revs_limit, "revs_limit_get", Access.DB_MEMBER),
+    Route(
+        "PUT", DB + "/_revs_limit", databases.put_revs_limit, "revs_limit_put", Access.SERVER_ADMIN
+    ),
+    Route("POST", DB + "/_compact", databases.compact, "compact", Access.SERVER_ADMIN),
+    Route("GET", DB + "/_security", auth.get_security, "security_get", Access.DB_MEMBER),
+    Route("PUT", DB + "/_security", auth.put_security, "security_put", Access.DB_ADMIN),
     # _local documents
-    Route("GET", DB + "/_local/{localid}", documents.get_local, "local_get"),
-    Route("PUT", DB + "/_local/{localid}", documents.put_local, "local_put"),
-    Route("DELETE", DB + "/_local/{localid}", documents.delete_local, "local_delete"),
+    Route("GET", DB + "/_local/{localid}", documents.get_local, "local_get", Access.DB_MEMBER),
+    Route("PUT", DB + "/_local/{localid}", documents.put_local, "local_put", Access.DB_MEMBER),
+    Route(
+        "DELETE", DB + "/_local/{localid}", documents.delete_local, "local_delete", Access.DB_MEMBER
+    ),
     # design documents are stored as ordinary documents
-    Route("GET", DB + "/_design/{ddoc}", documents.get_doc, "design_get"),
-    Route("PUT", DB + "/_design/{ddoc}", documents.put_doc, "design_put"),
-    Route("DELETE", DB + "/_design/{ddoc}", documents.delete_doc, "design_delete"),
-    Route("GET", DB + "/_design/{ddoc}/{attname:.+}", attachments.get_attachment, "design_att_get"),
-    Route("PUT", DB + "/_design/{ddoc}/{attname:.+}", attachments.put_attachment, "design_att_put"),
+    Route("GET", DB + "/_design/{ddoc}", documents.get_doc, "design_get", Access.DB_MEMBER),
+    Route("PUT", DB + "/_design/{ddoc}", documents.put_doc, "design_put", Access.DB_ADMIN),
+    Route("DELETE", DB + "/_design/{ddoc}", documents.delete_doc, "design_delete", Access.DB_ADMIN),
+    Route(
+        "GET",
+        DB + "/_design/{ddoc}/{attname:.+}",
+        attachments.get_attachment,
+        "design_att_get",
+        Access.DB_MEMBER,
+    ),
+    Route(
+        "PUT",
+        DB + "/_design/{ddoc}/{attname:.+}",
+        attachments.put_attachment,
+        "design_att_put",
+        Access.DB_ADMIN,
+    ),
     Route(
         "DELETE",
         DB + "/_design/{ddoc}/{attname:.+}",
         attachments.delete_attachment,
         "design_att_delete",
+        Access.DB_ADMIN,
     ),
     # documents
-    Route("GET", DOC, documents.get_doc, "doc_get"),
-    Route("PUT", DOC, documents.put_doc, "doc_put"),
-    Route("DELETE", DOC, documents.delete_doc, "doc_delete"),
+    Route("GET", DOC, documents.get_doc, "doc_get", Access.DB_MEMBER),
+    Route("PUT", DOC, documents.put_doc, "doc_put", Access.DB_MEMBER),
+    Route("DELETE", DOC, documents.delete_doc, "doc_delete", Access.DB_MEMBER),
     # attachments (names may contain "/")
-    Route("GET", DOC + "/{attname:.+}", attachments.get_attachment, "att_get"),
-    Route("PUT", DOC + "/{attname:.+}", attachments.put_attachment, "att_put"),
-    Route("DELETE", DOC + "/{attname:.+}", attachments.delete_attachment, "att_delete"),
+    Route("GET", DOC + "/{attname:.+}", attachments.get_attachment, "att_get", Access.DB_MEMBER),
+    Route("PUT", DOC + "/{attname:.+}", attachments.put_attachment, "att_put", Access.DB_MEMBER),
+    Route(
+        "DELETE",
+        DOC + "/{attname:.+}",
+        attachments.delete_attachment,
+        "att_delete",
+        Access.DB_MEMBER,
+    ),
 )
 
 
-def add_routes(app: web.Application) -> None:
-    """Register ``ROUTES`` on ``app`` (GET routes answer HEAD too)."""
+def _guarded(route: Route, handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        await services(request).authz.check(
+            route.access, auth.identity(request), request.match_info.get("db")
+        )
+        return await handler(request)
+
+    guarded.__name__ = f"{route.name}_guarded"
+    return guarded
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    """Register ``ROUTES`` on ``app``, each behind its access rule (GET answers HEAD too)."""
+    limits = AuthLimits(settings)
     for route in ROUTES:
+        handler = route.handler
+        if route.rate_limited:
+            handler = limits.wrap(route.name, handler)
+        handler = _guarded(route, handler)
         if route.method == "GET":
-            app.router.add_get(route.path, route.handler, name=route.name)
+            app.router.add_get(route.path, handler, name=route.name)
         else:
-            app.router.add_route(route.method, route.path, route.handler, name=route.name)
+            app.router.add_route(route.method, route.path, handler, name=route.name)
