@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -32,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     common(serve)
     migrate = commands.add_parser("migrate", help="bring the database file to the current schema")
     common(migrate)
+    admin = commands.add_parser("admin", help="account administration")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser(
+        "create", help="create a server admin account (password from SYNCD_NEW_PASSWORD or stdin)"
+    )
+    create.add_argument("--username", required=True)
+    create.add_argument(
+        "--role", action="append", default=None, help="role to grant (default: _admin)"
+    )
+    common(create)
     return parser
 
 
@@ -80,6 +93,42 @@ def cmd_migrate(settings: Settings) -> int:
     return 0
 
 
+def _read_new_password() -> str:
+    password = os.environ.get("SYNCD_NEW_PASSWORD")
+    if password is not None:
+        return password
+    if sys.stdin.isatty():
+        return getpass.getpass("Password for the new account: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_admin_create(settings: Settings, username: str, roles: list[str]) -> int:
+    """Create a named account with admin (or the given) roles."""
+    from syncd.app import signing_keys
+    from syncd.errors import CouchError
+    from syncd.services.accounts import AccountService, TokenSettings
+    from syncd.store.sqlite import open_database
+
+    password = _read_new_password()
+
+    async def create() -> str:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with open_database(settings.database_path, readers=1) as (writer, readers):
+            accounts = AccountService(
+                writer=writer, readers=readers, tokens=TokenSettings(signing_keys(settings))
+            )
+            account = await accounts.create_named(username, password, roles)
+            return account.id
+
+    try:
+        account_id = asyncio.run(create())
+    except CouchError as exc:
+        print(f"syncd: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"created account {username} ({account_id}) with roles {', '.join(roles)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syncd`` console script."""
     args = _parser().parse_args(argv)
@@ -91,4 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return cmd_serve(settings)
+    if args.command == "admin":
+        return cmd_admin_create(settings, args.username, args.role or ["_admin"])
     return cmd_migrate(settings)
