@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from syncd.errors import bad_request, not_found
+from syncd.errors import CouchError, bad_request, not_found
+from syncd.replication.selector import SelectorError, compile_selector
 from syncd.services.changes import ChangesQuery
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
@@ -116,14 +117,12 @@ async def _apply_filter(request: web.Request, body: dict[str, Any], query: Chang
             raise bad_request("too many doc_ids (at most 10000)")
         query.doc_ids = doc_ids
     elif name == "_selector":
-        from syncd.replication.selector import SelectorError, compile_selector
-
         if "selector" not in body:
             raise bad_request("filter=_selector needs a `selector` in the POST body")
         try:
             query.selector = compile_selector(body["selector"])
         except SelectorError as exc:
-            raise bad_request(str(exc)) from None
+            raise CouchError(400, exc.error, str(exc)) from None
     elif name == "_design":
         query.design_only = True
     elif name == "_view":
