@@ -16,6 +16,7 @@ from aiohttp import web
 from syncd.config import Settings
 from syncd.services.authz import Access
 from syncd.web import attachments, auth, bulk, changes, databases, documents, server
+from syncd.web import transfer as transfer_web
 from syncd.web.keys import services
 from syncd.web.ratelimit import AuthLimits
 
@@ -100,6 +101,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", DB + "/_compact", databases.compact, "compact", Access.SERVER_ADMIN),
     Route("GET", DB + "/_security", auth.get_security, "security_get", Access.DB_MEMBER),
     Route("PUT", DB + "/_security", auth.put_security, "security_put", Access.DB_ADMIN),
+    # packs as one JSON file (docs/export-format.md)
+    Route("GET", DB + "/_export", transfer_web.export_packs, "db_export", Access.DB_ADMIN),
+    Route("POST", DB + "/_import", transfer_web.import_packs, "db_import", Access.DB_ADMIN),
     # _local documents
     Route("GET", DB + "/_local/{localid}", documents.get_local, "local_get", Access.DB_MEMBER),
     Route("PUT", DB + "/_local/{localid}", documents.put_local, "local_put", Access.DB_MEMBER),
