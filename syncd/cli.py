@@ -1,21 +1,28 @@
-"""The ``syncd`` command line: ``serve`` and ``migrate``."""
+"""The ``syncd`` command line: ``serve``, ``migrate``, ``admin``, ``export`` and ``import``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from aiohttp import web
 
 from syncd import __version__
 from syncd.config import ConfigError, Settings, load_settings
 from syncd.logs import setup_logging
+
+if TYPE_CHECKING:
+    from syncd.services.transfer import ImportReport, TransferService
 
 log = logging.getLogger("syncd")
 
@@ -45,6 +52,21 @@ def _parser() -> argparse.ArgumentParser:
         "--role", action="append", default=None, help="role to grant (default: _admin)"
     )
     common(create)
+    export = commands.add_parser(
+        "export", help="write the packs of a database as JSON (docs/export-format.md)"
+    )
+    export.add_argument("--db", required=True, help="database name")
+    export.add_argument("--pack", help="export only this pack (its document id)")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    common(export)
+    import_ = commands.add_parser(
+        "import",
+        help="import an export file into a database (exit 1: bad file or database, "
+        "nothing written; 3: some packs rejected)",
+    )
+    import_.add_argument("--db", required=True, help="database name")
+    import_.add_argument("file", help="the export file ('-' for stdin)")
+    common(import_)
     return parser
 
 
@@ -129,6 +151,123 @@ def cmd_admin_create(settings: Settings, username: str, roles: list[str]) -> int
     return 0
 
 
+class ProgressBar:
+    """A one-line ``\r`` bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, total: int, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.label, self.total, self.done = label, total, 0
+        self._drawn_at = 0.0
+
+    def advance(self, count: int) -> None:
+        """Count ``count`` more items done; redraw at most ten times a second."""
+        self.done += count
+        now = time.monotonic()
+        if self.enabled and (now - self._drawn_at >= 0.1 or self.done >= self.total):
+            self._drawn_at = now
+            filled = 30 * min(self.done, self.total) // max(self.total, 1)
+            bar = "#" * filled + "-" * (30 - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} packs")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        """End the bar's line."""
+        if self.enabled and self._drawn_at:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextlib.asynccontextmanager
+async def _transfer_service(settings: Settings) -> AsyncIterator[TransferService]:
+    """Open the store and yield a ``TransferService`` over it (server running or not)."""
+    from syncd.services.documents import DocumentService
+    from syncd.services.packs import validate_pack
+    from syncd.services.transfer import TransferService
+    from syncd.store.sqlite import open_database
+
+    async with open_database(settings.database_path, readers=1) as (writer, readers):
+        documents = DocumentService(
+            writer=writer,
+            readers=readers,
+            max_doc_bytes=settings.max_document_bytes,
+            validators=[validate_pack],
+        )
+        yield TransferService(documents)
+
+
+def cmd_export(settings: Settings, db: str, pack: str | None, output: str | None) -> int:
+    """Write the packs of ``db`` to ``output`` (stdout when None)."""
+    from syncd.errors import CouchError
+
+    if not settings.database_path.exists():
+        print(f"syncd: no database file at {settings.database_path}", file=sys.stderr)
+        return 1
+    partial = f"{output}.partial" if output else None
+
+    async def export() -> None:
+        async with _transfer_service(settings) as transfer:
+            packs = await transfer.start_export(db, pack)  # 404s before any output
+            bar = ProgressBar("exporting", 1 if pack else await transfer.count_packs(db))
+            with contextlib.ExitStack() as stack:
+                out = stack.enter_context(open(partial, "wb")) if partial else sys.stdout.buffer
+                async for chunk in packs.chunks():
+                    out.write(chunk)
+                    bar.advance(packs.exported - bar.done)
+                out.flush()
+            bar.finish()
+
+    try:
+        asyncio.run(export())
+        if partial and output:
+            os.replace(partial, output)  # the file appears whole or not at all
+    except CouchError as exc:
+        print(f"syncd: {exc.reason}", file=sys.stderr)
+        return 1
+    finally:
+        if partial and os.path.exists(partial):
+            os.remove(partial)
+    return 0
+
+
+def cmd_import(settings: Settings, db: str, path: str) -> int:
+    """Import an export file into ``db``; print the counts."""
+    from syncd.errors import CouchError
+    from syncd.services.transfer import parse_file
+
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        packs = parse_file(raw)
+    except OSError as exc:
+        print(f"syncd: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except CouchError as exc:
+        print(f"syncd: {exc.reason} Nothing was imported.", file=sys.stderr)
+        return 1
+    if not settings.database_path.exists():
+        print(f"syncd: no database file at {settings.database_path}", file=sys.stderr)
+        return 1
+
+    async def run() -> ImportReport:
+        async with _transfer_service(settings) as transfer:
+            bar = ProgressBar("importing", len(packs))
+            report = await transfer.import_packs(db, packs, bar.advance)
+            bar.finish()
+            return report
+
+    try:
+        report = asyncio.run(run())
+    except CouchError as exc:
+        print(f"syncd: {exc.reason}", file=sys.stderr)
+        return 1
+    for outcome in report.results:
+        if outcome.status == "rejected":
+            print(f"rejected {outcome.id}: {outcome.reason}", file=sys.stderr)
+    counts = report.counts()
+    print(", ".join(f"{status} {count}" for status, count in counts.items()))
+    return 3 if counts["rejected"] else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syncd`` console script."""
     args = _parser().parse_args(argv)
@@ -142,4 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(settings)
     if args.command == "admin":
         return cmd_admin_create(settings, args.username, args.role or ["_admin"])
+    if args.command == "export":
+        return cmd_export(settings, args.db, args.pack, args.output)
+    if args.command == "import":
+        return cmd_import(settings, args.db, args.file)
     return cmd_migrate(settings)
