@@ -25,7 +25,7 @@ MergeStatus = Literal["new_leaf", "new_branch", "internal_node"]
 def parse_rev(rev: str) -> tuple[int, str]:
     """Split ``N-hash`` into ``(N, hash)``; raise ValueError for anything else."""
     gen, sep, digest = rev.partition("-")
-    if not sep or not digest or not gen.isdigit() or len(gen) > 9:
+    if not sep or not digest or not (gen.isascii() and gen.isdigit()) or len(gen) > 9:
         raise ValueError(f"invalid rev {rev!r}")
     return int(gen), digest
 
@@ -114,35 +114,31 @@ def merge_path(tree: RevTree, path: Sequence[str], deleted: bool) -> tuple[RevTr
     """Merge a path (newest rev first, then its ancestors) into a copy of ``tree``.
 
     ``deleted`` is the deleted flag of the newest rev. Returns the new tree and what the path
-    was to the old tree: a new leaf extending an old leaf, a new branch (a conflict, or a
-    disjoint tree), or an internal node it already had (nothing new).
+    was to the old tree, as couch_key_tree:merge reports it: ``new_leaf`` when its new revs
+    extend an old leaf (or start an empty tree), ``new_branch`` when they fork from an inner
+    node or share nothing with the tree, ``internal_node`` when its newest rev was known.
     """
-    head = path[0]
-    if head in tree:
-        merged = _merge_ancestors(tree, path)
-        return merged, "internal_node"
-    old_leaves = set(leaves(tree)) if len(path) > 1 else set()
-    merged = _merge_ancestors(tree, path)
-    merged[head] = (merged[head][0], deleted)
-    if len(path) > 1 and path[1] in old_leaves:
-        return merged, "new_leaf"
-    return merged, "new_branch"
-
-
-def _merge_ancestors(tree: RevTree, path: Sequence[str]) -> RevTree:
+    known = next((i for i, rev in enumerate(path) if rev in tree), None)
     merged = dict(tree)
     for i, rev in enumerate(path):
         parent = path[i + 1] if i + 1 < len(path) else None
-        known = merged.get(rev)
-        if known is None:
+        node = merged.get(rev)
+        if node is None:
             merged[rev] = (parent, False)
-        elif known[0] is None and parent is not None:
-            # The old tree was stemmed here; the new path knows more history.
-            merged[rev] = (parent, known[1])
-        else:
-            # The old tree already knows this node and its ancestors.
-            break
-    return merged
+        elif node[0] is None and parent is not None:
+            # A stemmed root (or a piece that arrived with a short history): the path knows
+            # its parent. Keep walking: older revs may join it to another piece of the tree.
+            merged[rev] = (parent, node[1])
+    old_leaves = set(leaves(tree)) if known is not None else set()
+    if known != 0 or path[0] not in old_leaves:
+        # An inner node may be known only as some path's ancestor, whose deleted flag nobody
+        # gave; the path brings the revision itself. A known leaf keeps what it has.
+        merged[path[0]] = (merged[path[0]][0], deleted)
+    if known == 0:
+        return merged, "internal_node"
+    if known is None:
+        return merged, "new_leaf" if not tree else "new_branch"
+    return merged, "new_leaf" if path[known] in old_leaves else "new_branch"
 
 
 def merge_trees(a: RevTree, b: RevTree) -> RevTree:
@@ -152,13 +148,19 @@ def merge_trees(a: RevTree, b: RevTree) -> RevTree:
         known = merged.get(rev)
         if known is None:
             merged[rev] = (parent, deleted)
-        elif known[0] is None and parent is not None:
-            merged[rev] = (parent, known[1] or deleted)
+        else:
+            # Either side may know the rev only as an ancestor (not deleted, and maybe as a
+            # stemmed root): take the parent and the deletion whichever side knows them.
+            merged[rev] = (known[0] or parent, known[1] or deleted)
     return merged
 
 
 def stem(tree: RevTree, limit: int) -> tuple[RevTree, list[str]]:
-    """Keep each leaf and its ``limit - 1`` nearest ancestors; return the tree and what went."""
+    """Keep each leaf and its ``limit - 1`` nearest ancestors; return the tree and what went.
+
+    As in couch_key_tree:stem, a kept rev keeps its kept parent: a branch that shares an
+    ancestor a shorter branch still needs can stay longer than ``limit``.
+    """
     keep: set[str] = set()
     for leaf in leaves(tree):
         current: str | None = leaf
@@ -169,10 +171,11 @@ def stem(tree: RevTree, limit: int) -> tuple[RevTree, list[str]]:
             depth += 1
     if len(keep) == len(tree):
         return tree, []
-    stemmed: RevTree = {}
-    for rev in keep:
-        parent, deleted = tree[rev]
-        stemmed[rev] = (parent if parent in keep else None, deleted)
+    stemmed = {
+        rev: (parent if parent in keep else None, deleted)
+        for rev, (parent, deleted) in tree.items()
+        if rev in keep
+    }
     return stemmed, [rev for rev in tree if rev not in keep]
 
 
