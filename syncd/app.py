@@ -16,10 +16,21 @@ from aiohttp import web
 
 from syncd.config import Settings
 from syncd.services.accounts import AccountService, TokenSettings
+from syncd.services.analytics import (
+    DEFAULT_EVENTS,
+    DEFAULT_PROPS,
+    AnalyticsRules,
+    AnalyticsService,
+)
 from syncd.services.authz import Authorizer
+from syncd.services.catalog import CatalogService
 from syncd.services.changes import ChangesHub, ChangesService
 from syncd.services.documents import DocumentService
+from syncd.services.entitlements import EntitlementService, SignedReceiptVerifier
+from syncd.services.idempotency import IdempotencyService
+from syncd.services.moderation import ModerationService
 from syncd.services.packs import validate_pack
+from syncd.services.sharing import SharingService, withdraw_shares_of_deleted_account
 from syncd.store import documents as doc_store
 from syncd.store.sqlite import WriteTx, open_database
 from syncd.web.auth import auth_middleware
@@ -69,6 +80,11 @@ def signing_keys(settings: Settings) -> list[str]:
     return [*keys, path.read_text().strip()]
 
 
+def public_url(settings: Settings) -> str:
+    """The base URL clients reach this server at (share links use it)."""
+    return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+
 def _file_size(settings: Settings) -> int:
     total = 0
     for suffix in ("", "-wal"):
@@ -101,11 +117,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         hub = ChangesHub()
         writer.add_commit_listener(hub.notify)
+        analytics = AnalyticsService(
+            writer,
+            readers,
+            AnalyticsRules(
+                frozenset(settings.analytics_events or DEFAULT_EVENTS),
+                frozenset(settings.analytics_props or DEFAULT_PROPS),
+                settings.analytics_retention_days,
+            ),
+        )
+        keys = signing_keys(settings)  # generated on first start if unset
         accounts = AccountService(
             writer=writer,
             readers=readers,
             tokens=TokenSettings(
-                secret_keys=signing_keys(settings),
+                secret_keys=keys,
                 access_ttl=settings.access_token_ttl,
                 refresh_ttl=settings.refresh_token_ttl,
                 cookie_ttl=settings.session_timeout,
@@ -113,11 +139,22 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 admin_password=settings.admin_password.value if settings.admin_password else None,
             ),
         )
+        receipts = SignedReceiptVerifier(keys)
         app[SERVICES] = Services(
             documents=documents,
             changes=ChangesService(readers=readers, hub=hub),
             accounts=accounts,
             authz=Authorizer(readers=readers, writer=writer),
+            catalog=CatalogService(writer=writer, readers=readers, documents=documents),
+            # App Store / Play verifiers register here under "ios" / "android".
+            entitlements=EntitlementService(writer, readers, verifiers={"syncd": receipts}),
+            receipts=receipts,
+            idempotency=IdempotencyService(writer=writer, readers=readers),
+            sharing=SharingService(writer, readers, documents, public_url(settings)),
+            moderation=ModerationService(writer, readers, accounts.forget_cached),
+            analytics=analytics,
             server_uuid=server_uuid,
         )
-        yield
+        accounts.on_delete.append(withdraw_shares_of_deleted_account)
+        async with analytics.retention_task(every_seconds=3600):
+            yield

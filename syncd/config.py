@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,12 @@ class Settings:
     auth_rate_limit: str = "30/minute"
     auth_user_rate_limit: str = "10/minute"
     trust_proxy: bool = False
+    share_rate_limit: str = "120/minute"
+    report_rate_limit: str = "20/hour"
+    public_url: str | None = None  # base URL in share links; default http://HOST:PORT
+    analytics_events: tuple[str, ...] = ()  # allowed event names; empty: the built-in list
+    analytics_props: tuple[str, ...] = ()  # allowed property keys; empty: the built-in list
+    analytics_retention_days: int = 90
 
     @property
     def database_path(self) -> Path:
@@ -129,6 +136,19 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _url(name: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _names(name: str, raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not all(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", n) for n in names):
+        raise ConfigError(f"{name} must be a comma-separated list of snake_case names")
+    return names
+
+
 def _rate(name: str, raw: str) -> str:
     from limits import parse
 
@@ -160,6 +180,12 @@ _PARSERS: dict[str, Any] = {
     "auth_rate_limit": _rate,
     "auth_user_rate_limit": _rate,
     "trust_proxy": _bool,
+    "share_rate_limit": _rate,
+    "report_rate_limit": _rate,
+    "public_url": _url,
+    "analytics_events": _names,
+    "analytics_props": _names,
+    "analytics_retention_days": _positive_int,
 }
 
 

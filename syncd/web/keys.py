@@ -8,9 +8,15 @@ from aiohttp import web
 
 from syncd.config import Settings
 from syncd.services.accounts import AccountService
+from syncd.services.analytics import AnalyticsService
 from syncd.services.authz import Authorizer
+from syncd.services.catalog import CatalogService
 from syncd.services.changes import ChangesService
 from syncd.services.documents import DocumentService
+from syncd.services.entitlements import EntitlementService, SignedReceiptVerifier
+from syncd.services.idempotency import IdempotencyService
+from syncd.services.moderation import ModerationService
+from syncd.services.sharing import SharingService
 
 
 @dataclass
@@ -21,6 +27,13 @@ class Services:
     changes: ChangesService
     accounts: AccountService
     authz: Authorizer
+    catalog: CatalogService
+    entitlements: EntitlementService
+    receipts: SignedReceiptVerifier
+    idempotency: IdempotencyService
+    sharing: SharingService
+    moderation: ModerationService
+    analytics: AnalyticsService
     server_uuid: str
 
 

@@ -1,4 +1,5 @@
-"""Rate limits on the sign-in routes (aiohttp-ratelimiter): per client address and per username.
+"""Rate limits (aiohttp-ratelimiter): sign-in routes per client address and per username,
+shared-pack reads per address, abuse reports per account.
 
 Each app gets its own in-memory limiter. A limited request is answered 429 with
 ``Retry-After`` and CouchDB's error shape.
@@ -41,15 +42,20 @@ async def _username(request: web.Request) -> str | None:
     return name.lower() if isinstance(name, str) else None
 
 
-class AuthLimits:
-    """Wraps handlers of sign-in routes in the two limits from the settings."""
+class RateLimits:
+    """Wraps handlers in the limits from the settings, all counted in one per-app limiter."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._limiter = Limiter(keyfunc=self._address_key, error_handler=self._too_many)
         self._retry_after = max(
-            parse(settings.auth_rate_limit).get_expiry(),
-            parse(settings.auth_user_rate_limit).get_expiry(),
+            parse(rate).get_expiry()
+            for rate in (
+                settings.auth_rate_limit,
+                settings.auth_user_rate_limit,
+                settings.share_rate_limit,
+                settings.report_rate_limit,
+            )
         )
 
     def _address_key(self, request: web.Request) -> str:
@@ -59,6 +65,14 @@ class AuthLimits:
         name = await _username(request)
         return f"user:{name}" if name else f"addr:{self._address_key(request)}"
 
+    def _account_key(self, request: web.Request) -> str:
+        from syncd.web.auth import identity  # auth imports this module's neighbours
+
+        who = identity(request)
+        if who is None:
+            return f"addr:{self._address_key(request)}"
+        return f"account:{who.account_id or who.name}"
+
     def _too_many(self, request: web.Request, exc: RateLimitExceeded) -> web.StreamResponse:
         raise CouchError(
             429,
@@ -67,8 +81,16 @@ class AuthLimits:
             {"Retry-After": str(self._retry_after)},
         )
 
+    def per_address(self, name: str, rate: str, handler: Handler) -> Handler:
+        """``handler`` behind a per-client-address limit."""
+        return self._limiter.limit(rate, path_id=name)(handler)
+
+    def per_account(self, name: str, rate: str, handler: Handler) -> Handler:
+        """``handler`` behind a per-account limit (per address for anonymous callers)."""
+        return self._limiter.limit(rate, keyfunc=self._account_key, path_id=name)(handler)
+
     def wrap(self, name: str, handler: Handler) -> Handler:
-        """``handler`` behind the per-address limit, then the per-username one."""
+        """A sign-in ``handler`` behind the per-address limit, then the per-username one."""
         by_user = self._limiter.limit(
             self._settings.auth_user_rate_limit, keyfunc=self._user_key, path_id=name + ":user"
         )(handler)

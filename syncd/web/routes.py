@@ -15,10 +15,21 @@ from aiohttp import web
 
 from syncd.config import Settings
 from syncd.services.authz import Access
-from syncd.web import attachments, auth, bulk, changes, databases, documents, server
+from syncd.web import (
+    analytics,
+    attachments,
+    auth,
+    bulk,
+    changes,
+    databases,
+    documents,
+    server,
+    sharing,
+    store,
+)
 from syncd.web import transfer as transfer_web
 from syncd.web.keys import services
-from syncd.web.ratelimit import AuthLimits
+from syncd.web.ratelimit import RateLimits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,7 +43,8 @@ class Route:
     handler: Handler
     name: str
     access: Access
-    rate_limited: bool = False
+    rate_limited: bool = False  # the sign-in limits (per address and per username)
+    limit: str | None = None  # another limit: "share_read" (per address), "report" (per account)
 
 
 DB = "/{db:[^/_][^/]*}"
@@ -70,6 +82,107 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/_up", server.up, "up", Access.PUBLIC),
     Route("GET", "/_uuids", server.uuids, "uuids", Access.PUBLIC),
     Route("GET", "/_all_dbs", server.all_dbs, "all_dbs", Access.SERVER_ADMIN),
+    # the pack store
+    Route("GET", "/v1/store/packs", store.list_packs, "store_list", Access.PUBLIC),
+    Route("GET", "/v1/store/packs/{pack_id}", store.get_pack, "store_pack", Access.PUBLIC),
+    Route(
+        "GET",
+        "/v1/store/packs/{pack_id}/content",
+        store.pack_content,
+        "store_content",
+        Access.PUBLIC,
+    ),
+    Route(
+        "POST",
+        "/v1/store/packs/{pack_id}/install",
+        store.install,
+        "store_install",
+        Access.AUTHENTICATED,
+    ),
+    Route("POST", "/v1/store/purchases", store.purchase, "store_purchase", Access.AUTHENTICATED),
+    Route(
+        "GET",
+        "/v1/store/entitlements",
+        store.my_entitlements,
+        "store_entitlements",
+        Access.AUTHENTICATED,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/store/packs",
+        store.admin_create_pack,
+        "admin_pack_create",
+        Access.SERVER_ADMIN,
+    ),
+    Route(
+        "PUT",
+        "/v1/admin/store/packs/{pack_id}",
+        store.admin_update_pack,
+        "admin_pack_update",
+        Access.SERVER_ADMIN,
+    ),
+    Route(
+        "DELETE",
+        "/v1/admin/store/packs/{pack_id}",
+        store.admin_unpublish_pack,
+        "admin_pack_unpublish",
+        Access.SERVER_ADMIN,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/store/entitlements",
+        store.admin_grant,
+        "admin_entitlement_grant",
+        Access.SERVER_ADMIN,
+    ),
+    Route(
+        "DELETE",
+        "/v1/admin/store/entitlements/{account_id}/{sku}",
+        store.admin_revoke,
+        "admin_entitlement_revoke",
+        Access.SERVER_ADMIN,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/store/receipts",
+        store.admin_mint_receipt,
+        "admin_receipt_mint",
+        Access.SERVER_ADMIN,
+    ),
+    # sharing, reports and moderation
+    Route("POST", "/v1/shares", sharing.publish, "share_publish", Access.AUTHENTICATED),
+    Route(
+        "GET", "/v1/shares/{code}", sharing.read, "share_read", Access.PUBLIC, limit="share_read"
+    ),
+    Route("DELETE", "/v1/shares/{code}", sharing.withdraw, "share_withdraw", Access.AUTHENTICATED),
+    Route(
+        "POST", "/v1/shares/{code}/install", sharing.install, "share_install", Access.AUTHENTICATED
+    ),
+    Route(
+        "POST", "/v1/reports", sharing.report, "report_file", Access.AUTHENTICATED, limit="report"
+    ),
+    Route(
+        "GET",
+        "/v1/moderation/reports",
+        sharing.list_reports,
+        "moderation_reports",
+        Access.MODERATOR,
+    ),
+    Route(
+        "POST",
+        "/v1/moderation/reports/{report_id}/resolve",
+        sharing.resolve_report,
+        "moderation_resolve",
+        Access.MODERATOR,
+    ),
+    Route(
+        "GET", "/v1/moderation/audit", sharing.audit_log, "moderation_audit", Access.SERVER_ADMIN
+    ),
+    # anonymous analytics
+    Route("POST", "/v1/analytics/events", analytics.ingest, "analytics_ingest", Access.PUBLIC),
+    Route(
+        "GET", "/v1/analytics/summary", analytics.summary, "analytics_summary", Access.SERVER_ADMIN
+    ),
     # databases (PouchDB also calls them with a trailing slash)
     Route("PUT", DB, databases.create_db, "db_create", Access.SERVER_ADMIN),
     Route("PUT", DB + "/", databases.create_db, "db_create_slash", Access.SERVER_ADMIN),
@@ -165,11 +278,15 @@ def _guarded(route: Route, handler: Handler) -> Handler:
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Register ``ROUTES`` on ``app``, each behind its access rule (GET answers HEAD too)."""
-    limits = AuthLimits(settings)
+    limits = RateLimits(settings)
     for route in ROUTES:
         handler = route.handler
         if route.rate_limited:
             handler = limits.wrap(route.name, handler)
+        if route.limit == "share_read":
+            handler = limits.per_address(route.name, settings.share_rate_limit, handler)
+        elif route.limit == "report":
+            handler = limits.per_account(route.name, settings.report_rate_limit, handler)
         handler = _guarded(route, handler)
         if route.method == "GET":
             app.router.add_get(route.path, handler, name=route.name)
