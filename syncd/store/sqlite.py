@@ -231,10 +231,19 @@ async def open_database(
 ) -> AsyncIterator[tuple[Writer, ReaderPool]]:
     """Migrate ``path``, open the writer and the reader pool; close them in reverse order."""
     write_conn = await open_connection(path, synchronous=synchronous)
-    applied = await run(write_conn, migrate)
-    if applied:
-        log.info("schema migrated: %s", ", ".join(applied))
-    read_conns = [await open_connection(path, synchronous=synchronous) for _ in range(readers)]
+    read_conns: list[aiosqlite.Connection] = []
+    try:
+        applied = await run(write_conn, migrate)
+        if applied:
+            log.info("schema migrated: %s", ", ".join(applied))
+        for _ in range(readers):
+            read_conns.append(await open_connection(path, synchronous=synchronous))
+    except BaseException:
+        # A refused file (newer schema, failed migration) must not leave connection threads
+        # behind: they would keep the process from exiting.
+        for conn in (*read_conns, write_conn):
+            await conn.close()
+        raise
     writer = Writer(write_conn)
     pool = ReaderPool(read_conns)
     writer.start()
