@@ -28,13 +28,14 @@ from syncd.services.changes import ChangesHub, ChangesService
 from syncd.services.documents import DocumentService
 from syncd.services.entitlements import EntitlementService, SignedReceiptVerifier
 from syncd.services.idempotency import IdempotencyService
+from syncd.services.metrics import Metrics
 from syncd.services.moderation import ModerationService
 from syncd.services.packs import validate_pack
 from syncd.services.sharing import SharingService, withdraw_shares_of_deleted_account
 from syncd.store import documents as doc_store
 from syncd.store.sqlite import WriteTx, open_database
 from syncd.web.auth import auth_middleware
-from syncd.web.keys import SERVICES, SETTINGS, Services
+from syncd.web.keys import METRICS, SERVICES, SETTINGS, Services
 from syncd.web.middlewares import error_middleware, request_id_middleware
 from syncd.web.routes import add_routes
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
     app.on_shutdown.append(_end_feeds)
     add_routes(app, settings)
@@ -102,6 +104,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         settings.database_path,
         readers=settings.reader_connections,
         synchronous=settings.sqlite_synchronous,
+        max_bytes=settings.max_database_bytes,
     ) as (writer, readers):
 
         def ensure_uuid(tx: WriteTx) -> str:
@@ -117,6 +120,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         hub = ChangesHub()
         writer.add_commit_listener(hub.notify)
+        writer.add_commit_observer(app[METRICS].observe_commit)
         analytics = AnalyticsService(
             writer,
             readers,
@@ -137,10 +141,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 cookie_ttl=settings.session_timeout,
                 admin_name=settings.admin_user,
                 admin_password=settings.admin_password.value if settings.admin_password else None,
+                metrics_token=settings.metrics_token.value if settings.metrics_token else None,
             ),
         )
         receipts = SignedReceiptVerifier(keys)
         app[SERVICES] = Services(
+            writer=writer,
+            readers=readers,
             documents=documents,
             changes=ChangesService(readers=readers, hub=hub),
             accounts=accounts,

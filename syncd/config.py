@@ -66,6 +66,8 @@ class Settings:
     analytics_events: tuple[str, ...] = ()  # allowed event names; empty: the built-in list
     analytics_props: tuple[str, ...] = ()  # allowed property keys; empty: the built-in list
     analytics_retention_days: int = 90
+    max_database_bytes: int | None = None  # cap on the SQLite file; writes past it get 507
+    metrics_token: Secret | None = None  # a bearer token that may read /metrics (besides admins)
 
     @property
     def database_path(self) -> Path:
@@ -186,6 +188,8 @@ _PARSERS: dict[str, Any] = {
     "analytics_events": _names,
     "analytics_props": _names,
     "analytics_retention_days": _positive_int,
+    "max_database_bytes": _positive_int,
+    "metrics_token": _secret,
 }
 
 

@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 
 import orjson
 
-_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error", "path", "account")
+_FIELDS = (
+    "request_id",
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes",
+    "error",
+    "path",
+    "account",
+)
 
 
 class JsonFormatter(logging.Formatter):

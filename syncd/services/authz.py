@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.errors import CouchError, bad_request
-from syncd.services.accounts import Identity
+from syncd.services.accounts import METRICS_ROLE, Identity
 from syncd.store import accounts as store
 from syncd.store.sqlite import ReaderPool, Writer, WriteTx
 
@@ -31,6 +31,7 @@ class Access(enum.Enum):
     SERVER_ADMIN = "server_admin"
     DB_MEMBER = "db_member"
     DB_ADMIN = "db_admin"
+    METRICS = "metrics"  # server admins, or the configured metrics token
 
 
 def unauthenticated(reason: str) -> CouchError:
@@ -118,8 +119,14 @@ class Authorizer:
                 if db_name
                 else "Authentication required."
             )
+        if METRICS_ROLE in identity.roles:  # the metrics token opens /metrics and nothing else
+            if access is not Access.METRICS:
+                raise denied("The metrics token only reads /metrics.")
+            return
         if identity.is_admin or access is Access.AUTHENTICATED:
             return
+        if access is Access.METRICS:
+            raise denied("You are not allowed to read metrics.")
         if access is Access.MODERATOR:
             if not identity.is_moderator:
                 raise denied("You are not a moderator.")

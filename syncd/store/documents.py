@@ -63,6 +63,12 @@ def list_dbs(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM dbs ORDER BY name")]
 
 
+def totals(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(number of databases, live documents in all of them)."""
+    row = conn.execute("SELECT count(*), coalesce(sum(doc_count), 0) FROM dbs").fetchone()
+    return int(row[0]), int(row[1])
+
+
 def create_db(conn: sqlite3.Connection, name: str, created_at: str) -> bool:
     """Create a database; False if the name is taken."""
     cur = conn.execute(

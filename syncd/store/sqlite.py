@@ -35,20 +35,32 @@ T = TypeVar("T")
 MAX_BATCH = 256
 
 
-def configure(conn: sqlite3.Connection, *, synchronous: str = "FULL") -> None:
-    """Pragmas every connection gets."""
+def configure(
+    conn: sqlite3.Connection, *, synchronous: str = "FULL", max_bytes: int | None = None
+) -> None:
+    """Pragmas every connection gets (and, for the writer, the size limit of the file)."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-32000")
     conn.execute("PRAGMA temp_store=MEMORY")
+    if max_bytes is not None:
+        set_max_bytes(conn, max_bytes)
 
 
-async def open_connection(path: Path, *, synchronous: str = "FULL") -> aiosqlite.Connection:
+def set_max_bytes(conn: sqlite3.Connection, max_bytes: int) -> None:
+    """Cap the database file: writes past it fail with "database or disk is full" (507)."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={max(max_bytes // page_size, 1):d}")
+
+
+async def open_connection(
+    path: Path, *, synchronous: str = "FULL", max_bytes: int | None = None
+) -> aiosqlite.Connection:
     """Open a connection in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
     conn = await aiosqlite.connect(str(path), isolation_level=None, check_same_thread=False)
-    await run(conn, configure, synchronous=synchronous)
+    await run(conn, configure, synchronous=synchronous, max_bytes=max_bytes)
     return conn
 
 
@@ -72,6 +84,7 @@ class WriteTx:
 
 WriteOp = Callable[[WriteTx], Any]
 CommitListener = Callable[[dict[str, int]], None]
+CommitObserver = Callable[[int, float], None]  # (ops in the batch, seconds to commit)
 
 
 @dataclass
@@ -93,11 +106,25 @@ class Writer:
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
+        self._observers: list[CommitObserver] = []
+        self.path: Path | None = None
         self.stats = WriterStats()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(changed)`` on the event loop after every successful commit."""
         self._listeners.append(listener)
+
+    async def set_max_bytes(self, max_bytes: int) -> None:
+        """Change the file's size cap while serving (operators; the disk-full tests)."""
+        await run(self._conn, set_max_bytes, max_bytes)
+
+    async def check(self) -> None:
+        """Raise unless the writer's connection answers (health checks)."""
+        await asyncio.wait_for(run(self._conn, lambda c: c.execute("SELECT 1").fetchone()), 2.0)
+
+    def add_commit_observer(self, observer: CommitObserver) -> None:
+        """Call ``observer(batch_size, seconds)`` after every commit (metrics)."""
+        self._observers.append(observer)
 
     @property
     def queue_depth(self) -> int:
@@ -149,7 +176,8 @@ class Writer:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(
-                        CouchError(
+                        _storage_error(exc)
+                        or CouchError(
                             500, "internal_server_error", "The write could not be committed."
                         )
                     )
@@ -158,6 +186,8 @@ class Writer:
         self.stats.ops += len(batch)
         self.stats.last_batch_size = len(batch)
         self.stats.last_commit_seconds = time.perf_counter() - started
+        for observer in self._observers:
+            observer(len(batch), self.stats.last_commit_seconds)
         if changed:
             for listener in self._listeners:
                 listener(changed)
@@ -187,8 +217,10 @@ def _run_batch(
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 if not isinstance(exc, CouchError):
-                    log.error("write op failed: %s", type(exc).__name__, exc_info=exc)
-                    exc = CouchError(500, "internal_server_error", "The write failed.")
+                    full = _storage_error(exc)
+                    if full is None:
+                        log.error("write op failed: %s", type(exc).__name__, exc_info=exc)
+                    exc = full or CouchError(500, "internal_server_error", "The write failed.")
                 outcomes.append((False, exc))
             else:
                 conn.execute("RELEASE op")
@@ -200,6 +232,14 @@ def _run_batch(
             conn.execute("ROLLBACK")
         raise
     return outcomes, changed
+
+
+def _storage_error(exc: BaseException) -> CouchError | None:
+    """507 when SQLite says the disk (or the configured size limit) is full."""
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        log.error("write refused: the database or disk is full")
+        return CouchError(507, "insufficient_storage", "The server's storage is full.")
+    return None
 
 
 class ReaderPool:
@@ -227,10 +267,10 @@ class ReaderPool:
 
 @contextlib.asynccontextmanager
 async def open_database(
-    path: Path, *, readers: int = 4, synchronous: str = "FULL"
+    path: Path, *, readers: int = 4, synchronous: str = "FULL", max_bytes: int | None = None
 ) -> AsyncIterator[tuple[Writer, ReaderPool]]:
     """Migrate ``path``, open the writer and the reader pool; close them in reverse order."""
-    write_conn = await open_connection(path, synchronous=synchronous)
+    write_conn = await open_connection(path, synchronous=synchronous, max_bytes=max_bytes)
     read_conns: list[aiosqlite.Connection] = []
     try:
         applied = await run(write_conn, migrate)
@@ -245,6 +285,7 @@ async def open_database(
             await conn.close()
         raise
     writer = Writer(write_conn)
+    writer.path = path
     pool = ReaderPool(read_conns)
     writer.start()
     try:

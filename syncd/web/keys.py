@@ -15,14 +15,18 @@ from syncd.services.changes import ChangesService
 from syncd.services.documents import DocumentService
 from syncd.services.entitlements import EntitlementService, SignedReceiptVerifier
 from syncd.services.idempotency import IdempotencyService
+from syncd.services.metrics import Metrics
 from syncd.services.moderation import ModerationService
 from syncd.services.sharing import SharingService
+from syncd.store.sqlite import ReaderPool, Writer
 
 
 @dataclass
 class Services:
     """Everything handlers may call, built by ``syncd.app.create_app``."""
 
+    writer: Writer
+    readers: ReaderPool
     documents: DocumentService
     changes: ChangesService
     accounts: AccountService
@@ -38,6 +42,7 @@ class Services:
 
 
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
 SERVICES = web.AppKey("services", Services)
 
 

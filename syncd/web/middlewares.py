@@ -7,6 +7,7 @@ exceptions (logged, answered 500 without details).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,6 +19,8 @@ from aiohttp import web
 
 from syncd.errors import CouchError
 from syncd.replication.documents import validate_db_name
+from syncd.web.auth import IDENTITY as IDENTITY_KEY
+from syncd.web.keys import METRICS
 
 log = logging.getLogger("syncd.web")
 access_log = logging.getLogger("syncd.access")
@@ -54,6 +57,13 @@ def _from_http_error(exc: web.HTTPException) -> tuple[CouchError, dict[str, str]
     return CouchError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason), headers
 
 
+def _body_size(response: web.StreamResponse) -> int:
+    if response.prepared:
+        return response.body_length
+    body = getattr(response, "body", None)
+    return len(body) if isinstance(body, bytes) else 0
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Accept a sane ``X-Request-ID`` or make one; echo it on the response."""
@@ -61,23 +71,34 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     request[REQUEST_ID] = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
     started = time.perf_counter()
     status = 500
+    size = 0
     try:
         response = await handler(request)
         status = response.status
         if not response.prepared:
             response.headers["X-Request-ID"] = request[REQUEST_ID]
             response.headers["X-Couch-Request-ID"] = request[REQUEST_ID]
+        size = _body_size(response)
         return response
+    except asyncio.CancelledError:
+        status = 499  # the client went away (nginx's code for it)
+        raise
     finally:
-        route = request.match_info.route.resource
+        seconds = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        name = request.match_info.route.name or (resource.name if resource else None)
+        request.app[METRICS].observe_request(name or "unmatched", request.method, status, seconds)
+        who = request.get(IDENTITY_KEY)
         access_log.info(
             "request",
             extra={
                 "request_id": request[REQUEST_ID],
                 "method": request.method,
-                "route": route.canonical if route is not None else "unmatched",
+                "route": resource.canonical if resource is not None else "unmatched",
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
+                "bytes": size,
+                "account": getattr(who, "account_id", None) or getattr(who, "name", None),
             },
         )
 

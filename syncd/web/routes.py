@@ -80,6 +80,7 @@ ROUTES: tuple[Route, ...] = (
         Access.SERVER_ADMIN,
     ),
     Route("GET", "/_up", server.up, "up", Access.PUBLIC),
+    Route("GET", "/metrics", server.metrics, "metrics", Access.METRICS),
     Route("GET", "/_uuids", server.uuids, "uuids", Access.PUBLIC),
     Route("GET", "/_all_dbs", server.all_dbs, "all_dbs", Access.SERVER_ADMIN),
     # the pack store

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 
 from aiohttp import web
 
 from syncd import __version__
-from syncd.errors import bad_request
+from syncd.errors import CouchError, bad_request
 from syncd.web.http import json_response, query_int
-from syncd.web.keys import services
+from syncd.services.metrics import Labels
+from syncd.web.keys import METRICS, SETTINGS, services
 
 COUCHDB_VERSION = "3.3.3"  # the CouchDB API level we answer as
 MAX_UUIDS = 1000
@@ -29,9 +32,51 @@ async def welcome(request: web.Request) -> web.Response:
 
 
 async def up(request: web.Request) -> web.Response:
-    """``GET /_up``: the server and its database answer."""
-    await services(request).documents.all_dbs()
+    """``GET /_up``: 200 when the database answers reads and the writer; 503 with a reason."""
+    found = services(request)
+    try:
+        await asyncio.wait_for(found.documents.all_dbs(), 2.0)
+        await found.writer.check()
+    except (TimeoutError, sqlite3.Error, CouchError) as exc:
+        reason = "database timeout" if isinstance(exc, TimeoutError) else "database error"
+        return json_response({"status": "error", "reason": reason}, status=503)
     return json_response({"status": "ok", "seeds": {}})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format (admins or the metrics token)."""
+    found = services(request)
+    settings = request.app[SETTINGS]
+    db_path = settings.database_path
+    wal = db_path.with_name(db_path.name + "-wal")
+    dbs, docs = await found.documents.totals()
+    hub = found.changes.hub
+    gauges: dict[str, tuple[str, dict[Labels, float]]] = {
+        "syncd_changes_feeds_open": (
+            "Open changes feeds by mode.",
+            {(("mode", mode),): float(n) for mode, n in hub.open_feeds.items()},
+        ),
+        "syncd_changes_feeds_waiting": ("Feeds waiting for a commit.", {(): float(hub.waiting)}),
+        "syncd_writer_queue_depth": (
+            "Write operations queued.",
+            {(): float(found.writer.queue_depth)},
+        ),
+        "syncd_database_file_bytes": (
+            "Size of the SQLite file and its WAL.",
+            {
+                (("file", "db"),): float(db_path.stat().st_size if db_path.exists() else 0),
+                (("file", "wal"),): float(wal.stat().st_size if wal.exists() else 0),
+            },
+        ),
+        "syncd_databases": ("Databases.", {(): float(dbs)}),
+        "syncd_documents": ("Live documents across all databases.", {(): float(docs)}),
+    }
+    return web.Response(
+        text=request.app[METRICS].render(gauges),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def uuids(request: web.Request) -> web.Response:
