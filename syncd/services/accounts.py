@@ -41,6 +41,7 @@ security_log = logging.getLogger("syncd.security")
 
 ADMIN_ROLE = "_admin"
 MODERATOR_ROLE = "moderator"
+METRICS_ROLE = "_metrics"  # the configured metrics token's identity; nothing else
 KNOWN_ROLES = (ADMIN_ROLE, MODERATOR_ROLE)
 USERNAME_RULE = (
     "3-32 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -221,6 +222,7 @@ class TokenSettings:
     cookie_ttl: int = 600
     admin_name: str | None = None
     admin_password: str | None = None
+    metrics_token: str | None = None
 
 
 @dataclass
@@ -538,6 +540,9 @@ class AccountService:
 
     async def authenticate_bearer(self, token: str) -> Identity:
         """The identity of an access token (401 when invalid, expired or revoked)."""
+        metrics = self.tokens.metrics_token
+        if metrics is not None and hmac.compare_digest(token.encode(), metrics.encode()):
+            return Identity("metrics", (METRICS_ROLE,), None, None, method="bearer")
         try:
             data = self._access.loads(token, max_age=self.tokens.access_ttl)
         except SignatureExpired:
@@ -568,15 +573,19 @@ class AccountService:
         if cached is not None:
             return cached  # type: ignore[no-any-return]
 
-        def read(conn: sqlite3.Connection) -> store.AccountRow | None:
+        def read(conn: sqlite3.Connection) -> tuple[store.AccountRow | None, bool]:
             account_id = store.session_active(conn, session_id)
-            return None if account_id is None else store.get_account(conn, account_id)
+            if account_id is None:  # ended; but say so if it ended because of a suspension
+                claimed = data.get("a")
+                account = store.get_account(conn, claimed) if isinstance(claimed, str) else None
+                return account, False
+            return store.get_account(conn, account_id), True
 
-        account = await self.readers.run(read)
-        if account is None or account.id != data.get("a"):
-            raise unauthorized("The session has ended; sign in again.")
-        if account.status != "active":
+        account, active = await self.readers.run(read)
+        if account is not None and account.id == data.get("a") and account.status != "active":
             raise suspended()
+        if account is None or not active or account.id != data.get("a"):
+            raise unauthorized("The session has ended; sign in again.")
         identity = _identity(account, session_id, method)
         self._identities.put((session_id, method), identity)
         return identity

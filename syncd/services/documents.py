@@ -106,6 +106,17 @@ class DocumentService:
     max_doc_bytes: int
     validators: list[Validator] = field(default_factory=list)
     file_size: Callable[[], int] = lambda: 0
+    # db id -> (the db's counters when measured, body bytes): ``db_info`` sums every kept body,
+    # and PouchDB asks for it after every replication batch, so the sum is kept until the
+    # counters move (every write does) or compaction, creation or deletion clears it.
+    _sizes: dict[int, tuple[tuple[str, int, int, int], int]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _sizes_generation: int = field(default=0, init=False, repr=False)
+
+    def _forget_sizes(self) -> None:
+        self._sizes.clear()
+        self._sizes_generation += 1
 
     # databases -------------------------------------------------------------------------
 
@@ -123,6 +134,7 @@ class DocumentService:
                 )
 
         await self.writer.submit(op)
+        self._forget_sizes()
 
     async def delete_db(self, name: str) -> None:
         """Delete a database and everything in it."""
@@ -132,6 +144,11 @@ class DocumentService:
             store.delete_db(tx.conn, db.id)
 
         await self.writer.submit(op)
+        self._forget_sizes()
+
+    async def totals(self) -> tuple[int, int]:
+        """(databases, live documents) across the server."""
+        return await self.readers.run(store.totals)
 
     async def all_dbs(self) -> list[str]:
         """Every database name."""
@@ -144,11 +161,21 @@ class DocumentService:
     async def db_info(self, name: str) -> DbInfo:
         """Counts, sequence and sizes of a database."""
 
-        def read(conn: sqlite3.Connection) -> DbInfo:
-            db = require_db(conn, name)
-            return DbInfo(db, store.body_size(conn, db.id), 0)
+        generation = self._sizes_generation
 
-        info = await self.readers.run(read)
+        def read(conn: sqlite3.Connection) -> tuple[DbInfo, bool]:
+            db = require_db(conn, name)
+            key = (db.name, db.update_seq, db.doc_count, db.doc_del_count)
+            cached = self._sizes.get(db.id)
+            if cached is not None and cached[0] == key:
+                return DbInfo(db, cached[1], 0), False
+            return DbInfo(db, store.body_size(conn, db.id), 0), True
+
+        info, measured = await self.readers.run(read)
+        if measured and generation == self._sizes_generation:
+            row = info.row
+            key = (row.name, row.update_seq, row.doc_count, row.doc_del_count)
+            self._sizes[row.id] = (key, info.external_size)
         info.file_size = self.file_size()
         return info
 
@@ -179,6 +206,7 @@ class DocumentService:
             att_store.drop_unreferenced(tx.conn)
 
         await self.writer.submit(op)
+        self._forget_sizes()
 
     # writes ----------------------------------------------------------------------------
 
