@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument("--db", required=True, help="database name")
     import_.add_argument("file", help="the export file ('-' for stdin)")
     common(import_)
+    backup = commands.add_parser("backup", help="copy the database online to DEST")
+    backup.add_argument("dest")
+    common(backup)
+    restore = commands.add_parser(
+        "restore", help="replace the database with a backup (stop the server first)"
+    )
+    restore.add_argument("source")
+    common(restore)
+    check = commands.add_parser("check", help="integrity and consistency checks")
+    common(check)
+    store_cmd = commands.add_parser("store", help="the curated pack store")
+    store_commands = store_cmd.add_subparsers(dest="store_command", required=True)
+    store_import = store_commands.add_parser(
+        "import", help="create or update packs from a catalog file"
+    )
+    store_import.add_argument("file")
+    common(store_import)
     return parser
 
 
@@ -268,6 +285,81 @@ def cmd_import(settings: Settings, db: str, path: str) -> int:
     return 3 if counts["rejected"] else 0
 
 
+def cmd_backup(settings: Settings, dest: str) -> int:
+    """Online backup of the database file."""
+    from syncd.store.maintenance import backup
+
+    if not settings.database_path.exists():
+        print(f"syncd: no database at {settings.database_path}", file=sys.stderr)
+        return 1
+    try:
+        size = backup(settings.database_path, Path(dest))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"syncd: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.database_path} to {dest} ({size} bytes)")
+    return 0
+
+
+def cmd_restore(settings: Settings, source: str) -> int:
+    """Put a backup in place of the database file (the server must be stopped)."""
+    from syncd.store.maintenance import restore
+
+    try:
+        kept = restore(Path(source), settings.database_path)
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        print(f"syncd: restore failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {source} to {settings.database_path}")
+    if kept is not None:
+        print(f"the previous database was kept as {kept}")
+    return cmd_migrate(settings)
+
+
+def cmd_check(settings: Settings) -> int:
+    """Report integrity and consistency problems; exit 1 if there are any."""
+    from syncd.store.maintenance import check
+
+    if not settings.database_path.exists():
+        print(f"syncd: no database at {settings.database_path}", file=sys.stderr)
+        return 1
+    problems = [str(p) for p in check(settings.database_path)]
+    for problem in problems:
+        print(problem)
+    print("ok" if not problems else f"{len(problems)} problem(s) found")
+    return 1 if problems else 0
+
+
+def cmd_store_import(settings: Settings, path: str) -> int:
+    """Create or update curated packs (by slug) from a catalog file."""
+    import orjson
+
+    from syncd.errors import CouchError
+    from syncd.services.catalog import CatalogService
+    from syncd.services.documents import DocumentService
+    from syncd.store.sqlite import open_database
+
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"syncd: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> dict[str, int]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with open_database(settings.database_path, readers=1) as (writer, readers):
+            documents = DocumentService(writer, readers, settings.max_document_bytes)
+            return await CatalogService(writer, readers, documents).import_catalog(data)
+
+    try:
+        counts = asyncio.run(run())
+    except CouchError as exc:
+        print(f"syncd: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"created {counts['created']}, updated {counts['updated']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syncd`` console script."""
     args = _parser().parse_args(argv)
@@ -281,6 +373,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(settings)
     if args.command == "admin":
         return cmd_admin_create(settings, args.username, args.role or ["_admin"])
+    if args.command == "backup":
+        return cmd_backup(settings, args.dest)
+    if args.command == "restore":
+        return cmd_restore(settings, args.source)
+    if args.command == "check":
+        return cmd_check(settings)
+    if args.command == "store":
+        return cmd_store_import(settings, args.file)
     if args.command == "export":
         return cmd_export(settings, args.db, args.pack, args.output)
     if args.command == "import":
