@@ -166,6 +166,20 @@ async def test_delete_missing_database_is_404(client: TestClient) -> None:
     assert (await resp.json())["error"] == "not_found"
 
 
+async def test_delete_database_with_a_rev_is_400_and_keeps_it(client: TestClient, db: str) -> None:
+    rev = await _put_doc(client, db, "doc", {"a": 1})
+    # What a document DELETE with an empty id looks like: CouchDB refuses it.
+    resp = await client.delete(f"/{db}", params={"rev": rev})
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"] == "bad_request"
+    assert "rev" in body["reason"]
+    assert (await _info(client, db))["doc_count"] == 1
+    resp = await client.delete(f"/{db}/", params={"rev": rev})
+    assert resp.status == 400
+    assert (await _info(client, db))["doc_count"] == 1
+
+
 async def test_recreated_database_starts_empty(client: TestClient, db: str) -> None:
     await _put_doc(client, db, "a", {"n": 1})
     await client.put(f"/{db}/_local/x", json={"n": 1})

@@ -5,6 +5,7 @@ Every test checks the answer (status, JSON) and then reads the stored state back
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -173,6 +174,33 @@ async def test_put_with_stale_rev_is_409_conflict(client: TestClient, db: str) -
     assert (body["error"], body["reason"]) == ("conflict", "Document update conflict.")
     assert await get_doc(client, db, "doc") == (200, {"_id": "doc", "_rev": rev2, "v": 2})
     assert (await db_info(client, db))["update_seq"] == 2
+
+
+async def test_concurrent_updates_from_one_rev_let_exactly_one_win(
+    client: TestClient, db: str
+) -> None:
+    rev1 = await put_doc(client, db, "doc", {"v": 1})
+    responses = await asyncio.gather(
+        *(client.put(f"/{db}/doc", json={"_rev": rev1, "v": i}) for i in range(2, 7))
+    )
+    assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]
+    (index,) = [i for i, r in enumerate(responses) if r.status == 201]
+    winner_rev = (await responses[index].json())["rev"]
+    # The winner's edit is stored, with no conflict branch from the losers.
+    assert await get_doc(client, db, "doc", conflicts="true") == (
+        200,
+        {"_id": "doc", "_rev": winner_rev, "v": index + 2},
+    )
+    assert (await db_info(client, db))["update_seq"] == 2
+
+
+async def test_concurrent_creates_of_one_id_let_exactly_one_win(
+    client: TestClient, db: str
+) -> None:
+    responses = await asyncio.gather(*(client.put(f"/{db}/fresh", json={"v": i}) for i in range(5)))
+    assert sorted(r.status for r in responses) == [201, 409, 409, 409, 409]
+    info = await db_info(client, db)
+    assert (info["doc_count"], info["update_seq"]) == (1, 1)
 
 
 async def test_put_existing_document_without_rev_is_409_conflict(

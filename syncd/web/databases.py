@@ -24,6 +24,12 @@ async def create_db(request: web.Request) -> web.Response:
 
 async def delete_db(request: web.Request) -> web.Response:
     """``DELETE /{db}``."""
+    if "rev" in request.query:
+        # Like CouchDB: a doc DELETE whose id came out empty must not drop the database.
+        raise bad_request(
+            "You tried to DELETE a database with a ?=rev parameter. "
+            "Did you mean to DELETE a document instead?"
+        )
     await services(request).documents.delete_db(db_name(request))
     services(request).authz.forget(db_name(request))
     return json_response({"ok": True})
