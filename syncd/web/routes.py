@@ -23,6 +23,7 @@ from syncd.web import (
     changes,
     databases,
     documents,
+    openapi,
     server,
     sharing,
     store,
@@ -81,6 +82,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/_up", server.up, "up", Access.PUBLIC),
     Route("GET", "/metrics", server.metrics, "metrics", Access.METRICS),
+    Route("GET", "/openapi.json", openapi.openapi, "openapi", Access.PUBLIC),
     Route("GET", "/_uuids", server.uuids, "uuids", Access.PUBLIC),
     Route("GET", "/_all_dbs", server.all_dbs, "all_dbs", Access.SERVER_ADMIN),
     # the pack store
