@@ -183,6 +183,7 @@ class ModerationService:
                 store.hide_prompt(tx.conn, report.share_code, report.prompt_id, when)
             elif action == "withdraw_share":
                 store.withdraw(tx.conn, report.share_code, when)
+                target = report.share_code  # the whole share, whichever prompt was reported
             elif action == "suspend_account":
                 owner = share.account_id
                 if owner is None:
