@@ -147,12 +147,19 @@ def _encode_cursor(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, sort: str) -> dict[str, Any]:
+    """The position a cursor of ``sort`` holds (400 for anything else, never a 500 later)."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise bad_request("Invalid cursor") from None
     if not isinstance(data, dict) or type(data.get("w")) is not int:
+        raise bad_request("Invalid cursor")
+    if sort == "title":
+        valid = isinstance(data.get("t"), str) and isinstance(data.get("i"), str)
+    else:
+        valid = type(data.get("s")) is int
+    if not valid:
         raise bad_request("Invalid cursor")
     return data
 
@@ -300,7 +307,7 @@ class CatalogService:
             raise bad_request(f"limit must be 1 to {MAX_PAGE}")
         if params.tier not in (None, "free", "premium"):
             raise bad_request("tier must be free or premium")
-        cursor = _decode_cursor(params.cursor) if params.cursor else None
+        cursor = _decode_cursor(params.cursor, params.sort) if params.cursor else None
         return await self.cache.get(("list", params), lambda: self._list(params, cursor))
 
     async def _list(self, params: ListParams, cursor: dict[str, Any] | None) -> dict[str, Any]:
