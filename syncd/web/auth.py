@@ -14,6 +14,7 @@ from aiohttp import web
 
 from syncd.errors import CouchError, bad_request
 from syncd.services.accounts import Identity, SignIn, account_json, unauthorized
+from syncd.services.authz import Access
 from syncd.web.http import json_response, read_json_object
 from syncd.web.keys import SETTINGS, services
 
@@ -64,10 +65,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         who, fresh_cookie = await accounts.authenticate_cookie(request.cookies[COOKIE])
     if who is not None:
         request[IDENTITY] = who
+    await _guard_design_writes(request, who)
     response = await handler(request)
     if fresh_cookie and not response.prepared:
         _set_cookie(request, response, fresh_cookie)
     return response
+
+
+async def _guard_design_writes(request: web.Request, who: Identity | None) -> None:
+    # ``/{db}/_design%2Fx`` reaches the plain document routes with docid "_design/x": writing
+    # a design document that way needs a database admin, as ``/{db}/_design/x`` does.
+    docid = request.match_info.get("docid", "")
+    if docid.startswith("_design/") and request.method not in ("GET", "HEAD"):
+        await services(request).authz.check(Access.DB_ADMIN, who, request.match_info.get("db"))
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
