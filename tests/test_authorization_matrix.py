@@ -108,6 +108,10 @@ def path_values(world: World) -> dict[str, str]:
         "attname": "notes/a.txt",
         "localid": "checkpoint-1",
         "account_id": world.other.id,
+        "pack_id": "pack-1",
+        "sku": "sku-1",
+        "code": "code-1",
+        "report_id": "report-1",
     }
 
 
@@ -213,6 +217,7 @@ async def test_route_access_for_every_caller(world: World, route: Route, method:
     for caller in CALLERS:
         kwargs = await body_maker(world) if body_maker else {}
         headers = {**kwargs.pop("headers", {}), **world.headers(caller)}
+        world.http.session.cookie_jar.clear()  # only the headers speak for the caller
         resp = await world.http.request(method, path, headers=headers, **kwargs)
         text = await resp.text()
         where = f"{method} {path} as {caller} ({route.access.name}): {resp.status} {text}"
