@@ -27,6 +27,7 @@ from syncd.services.catalog import CatalogService
 from syncd.services.changes import ChangesHub, ChangesService
 from syncd.services.documents import DocumentService
 from syncd.services.entitlements import EntitlementService, SignedReceiptVerifier
+from syncd.services.housekeeping import Housekeeping
 from syncd.services.idempotency import IdempotencyService
 from syncd.services.metrics import Metrics
 from syncd.services.moderation import ModerationService
@@ -163,5 +164,5 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             server_uuid=server_uuid,
         )
         accounts.on_delete.append(withdraw_shares_of_deleted_account)
-        async with analytics.retention_task(every_seconds=3600):
+        async with Housekeeping(writer, analytics).running(every_seconds=3600):
             yield

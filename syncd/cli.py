@@ -120,6 +120,7 @@ def cmd_migrate(settings: Settings) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(settings.database_path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=10000")  # a running server may be writing
     try:
         applied = migrate(conn)
         version = current_version(conn)

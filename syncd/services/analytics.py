@@ -4,17 +4,13 @@ The app sends batches of events without an account. Each event is checked on its
 an allowlist of event names and property keys (scalar values only); accepted ones are stored
 with no IP address, user agent or account, and rolled up into daily counts per event name,
 platform and app version as they arrive. Raw events are deleted after the retention window by
-a periodic task; the daily counts stay.
+the periodic housekeeping task (``syncd.services.housekeeping``); the daily counts stay.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,8 +20,6 @@ import orjson
 from syncd.errors import CouchError, bad_request
 from syncd.store import analytics as store
 from syncd.store.sqlite import ReaderPool, Writer, WriteTx
-
-log = logging.getLogger("syncd.analytics")
 
 MAX_EVENTS = 100
 MAX_BATCH_BYTES = 64 * 1024
@@ -208,25 +202,3 @@ class AnalyticsService:
             total += removed
             if removed == 0:
                 return total
-
-    @contextlib.asynccontextmanager
-    async def retention_task(self, every_seconds: float) -> AsyncIterator[None]:
-        """Run ``purge`` periodically while the server runs."""
-
-        async def loop() -> None:
-            while True:
-                try:
-                    removed = await self.purge()
-                    if removed:
-                        log.info("expired analytics events: %d", removed)
-                except CouchError:
-                    log.warning("analytics retention run failed")
-                await asyncio.sleep(every_seconds)
-
-        task = asyncio.create_task(loop(), name="syncd-analytics-retention")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -408,7 +408,12 @@ class DocumentService:
         body: dict[str, Any] = {}
         stubs: dict[str, dict[str, Any]] = {}
         if rev is not None:
-            current, _ = await self.get_doc(db_name, doc_id, ReadOptions(rev=rev))
+            try:
+                current, _ = await self.get_doc(db_name, doc_id, ReadOptions(rev=rev))
+            except CouchError as exc:
+                if exc.status == 404 and exc.reason in ("missing", "deleted"):
+                    raise conflict() from None  # CouchDB: an unknown rev is a conflict here
+                raise
             body = {k: v for k, v in current.items() if not k.startswith("_")}
             stubs = dict(current.get("_attachments", {}))
         if data is None:

@@ -194,6 +194,17 @@ def mark_refresh_used(conn: sqlite3.Connection, token_hash: str, when: float) ->
     return cur.rowcount == 1
 
 
+def prune_tokens(conn: sqlite3.Connection, now: float, revoked_before: str) -> int:
+    """Forget spent or expired refresh tokens and sessions revoked long ago."""
+    removed = conn.execute(
+        "DELETE FROM refresh_tokens WHERE expires_at < ? OR used_at < ?", (now, now - 86400)
+    ).rowcount
+    removed += conn.execute(
+        "DELETE FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ?", (revoked_before,)
+    ).rowcount
+    return removed
+
+
 # database security objects ----------------------------------------------------------------
 
 
