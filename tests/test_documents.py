@@ -250,6 +250,16 @@ async def test_put_accepts_non_json_content_type_like_couchdb(client: TestClient
     assert (await get_doc(client, db, "doc"))[1]["v"] == 1
 
 
+async def test_put_with_new_edits_false_stores_the_given_rev(client: TestClient, db: str) -> None:
+    rev = "3-" + "c" * 32
+    resp = await client.put(
+        f"/{db}/doc", params={"new_edits": "false"}, json={"_rev": rev, "v": "replicated"}
+    )
+    assert resp.status == 201
+    assert (await resp.json())["rev"] == rev
+    assert await get_doc(client, db, "doc") == (200, {"_id": "doc", "_rev": rev, "v": "replicated"})
+
+
 # POST /{db} --------------------------------------------------------------------------------
 
 
