@@ -15,9 +15,7 @@ async def ingest(request: web.Request) -> web.Response:
     """``POST /v1/analytics/events`` ``{"events": [...]}``: each event accepted or rejected."""
     if request.content_length is not None and request.content_length > MAX_BATCH_BYTES:
         raise CouchError(413, "too_large", f"A batch is at most {MAX_BATCH_BYTES} bytes")
-    raw = await request.content.read(MAX_BATCH_BYTES + 1)
-    if len(raw) > MAX_BATCH_BYTES:
-        raise CouchError(413, "too_large", f"A batch is at most {MAX_BATCH_BYTES} bytes")
+    raw = await _read_body(request)
     if request.content_type != JSON_TYPE:
         raise CouchError(415, "bad_content_type", "Content-Type must be application/json")
     try:
@@ -25,6 +23,18 @@ async def ingest(request: web.Request) -> web.Response:
     except orjson.JSONDecodeError:
         raise bad_request("invalid UTF-8 JSON") from None
     return json_response(await services(request).analytics.ingest(body))
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # ``read(n)`` returns what has arrived so far, up to n bytes: read on until the end.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BATCH_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BATCH_BYTES:
+            raise CouchError(413, "too_large", f"A batch is at most {MAX_BATCH_BYTES} bytes")
+    return b"".join(chunks)
 
 
 async def summary(request: web.Request) -> web.Response:
