@@ -714,6 +714,24 @@ async def test_doc_id_with_unicode_and_spaces(client: TestClient, db: str) -> No
     assert (await (await client.get(url)).json())["_id"] == "café au lait"
 
 
+async def test_doc_id_with_a_newline_is_answered_and_located_encoded(
+    client: TestClient, db: str
+) -> None:
+    url = URL(f"/{db}/line%0Abreak", encoded=True)
+    resp = await client.put(url, json={"v": 1})
+    assert resp.status == 201
+    assert (await resp.json())["id"] == "line\nbreak"
+    assert resp.headers["Location"].endswith(f"/{db}/line%0Abreak")
+    resp = await client.get(url)
+    assert (await resp.json())["_id"] == "line\nbreak"
+
+
+async def test_location_of_a_doc_id_with_slash_is_encoded(client: TestClient, db: str) -> None:
+    resp = await client.post(f"/{db}", json={"_id": "a/b c"})
+    assert resp.status == 201
+    assert resp.headers["Location"].endswith(f"/{db}/a%2Fb%20c")
+
+
 async def test_design_document_is_stored_as_an_ordinary_document(
     client: TestClient, db: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -113,7 +114,11 @@ async def _write(request: web.Request, doc: IncomingDoc) -> web.Response:
     return json_response(
         {"ok": True, "id": doc.id, "rev": rev},
         status=201,
-        headers={"ETag": _etag(rev), "Location": f"/{name}/{doc.id}"},
+        # Percent-encoded as CouchDB does: an id may hold "/", spaces or even a newline.
+        headers={
+            "ETag": _etag(rev),
+            "Location": f"/{quote(name, safe='')}/{quote(doc.id, safe='')}",
+        },
     )
 
 
