@@ -331,6 +331,26 @@ async def test_replicated_write_without_rev_fails_alone(client: TestClient, db: 
     assert (await get_doc(client, db, "ok"))[0] == 200
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"_id": "bad", "_rev": "1-a\nb"},
+        {"_id": "bad", "_rev": '1-a"b'},
+        {"_id": "bad", "_rev": "2-ok", "_revisions": {"start": 2, "ids": ["ok", "x\ry"]}},
+    ],
+    ids=["newline-in-rev", "quote-in-rev", "control-char-in-history"],
+)
+async def test_replicated_rev_that_cannot_be_an_etag_is_refused_alone(
+    client: TestClient, db: str, doc: dict[str, Any]
+) -> None:
+    results = await bulk(client, db, [doc, replicated("good", 1, ["aaa"])], new_edits=False)
+    assert [(r["id"], r["error"]) for r in results] == [
+        ("bad", "bad_request" if "_revisions" not in doc else "doc_validation")
+    ]
+    assert (await get_doc(client, db, "bad"))[0] == 404
+    assert (await get_doc(client, db, "good"))[0] == 200
+
+
 async def test_replicated_errors_name_the_id_and_rev(client: TestClient, db: str) -> None:
     bad = replicated("bad-pack", 1, ["aaa"], **pack(language="not a language"))
     results = await bulk(client, db, [bad, replicated("good", 1, ["bbb"])], new_edits=False)

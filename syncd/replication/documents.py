@@ -20,6 +20,8 @@ MAX_DOC_ID_BYTES = 1024
 _IGNORED_SPECIALS = frozenset({"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"})
 
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+# A rev travels in ETag headers: control characters and quotes would break the response.
+_UNSAFE_IN_REV = re.compile(r'[\x00-\x1f\x7f"]')
 MAX_DB_NAME = 238
 
 
@@ -77,7 +79,7 @@ def validate_rev(rev: object) -> str:
         gen, _ = parse_rev(rev)
     except ValueError:
         raise CouchError(400, "bad_request", "Invalid rev format") from None
-    if gen < 1:
+    if gen < 1 or _UNSAFE_IN_REV.search(rev):
         raise CouchError(400, "bad_request", "Invalid rev format")
     return rev
 
@@ -88,7 +90,9 @@ def _parse_revisions(value: object, rev: str | None) -> list[str]:
     start, ids = value.get("start"), value.get("ids")
     if type(start) is not int or start < 1 or not isinstance(ids, list) or not ids:
         raise CouchError(400, "doc_validation", "_revisions must have a positive start and ids")
-    if len(ids) > start or not all(isinstance(i, str) and i and "-" not in i for i in ids):
+    if len(ids) > start or not all(
+        isinstance(i, str) and i and "-" not in i and not _UNSAFE_IN_REV.search(i) for i in ids
+    ):
         raise CouchError(400, "doc_validation", "RevId isn't a valid hexadecimal")
     path = path_from_revisions(start, ids)
     if rev is not None and rev != path[0]:
