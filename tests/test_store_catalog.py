@@ -377,6 +377,9 @@ async def test_limit_bounds_are_inclusive(client: TestClient) -> None:
         pytest.param(cursor_of({"w": True, "s": 3}), id="snapshot-bool"),
         pytest.param(cursor_of({"w": 3, "s": "x"}), id="position-not-int"),
         pytest.param(cursor_of({"w": 3, "s": [1]}), id="position-a-list"),
+        pytest.param(cursor_of({"w": 2**63, "s": 1}), id="snapshot-beyond-64-bits"),
+        pytest.param(cursor_of({"w": 3, "s": 2**64 - 1}), id="position-beyond-64-bits"),
+        pytest.param(cursor_of({"w": -1, "s": 1}), id="snapshot-negative"),
         pytest.param(base64.urlsafe_b64encode(b"\xff\xfe").decode(), id="not-utf8"),
     ],
 )
