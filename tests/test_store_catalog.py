@@ -684,6 +684,54 @@ async def test_single_flight_caller_cancelled_does_not_cancel_the_others() -> No
         await second
 
 
+async def test_single_flight_load_survives_the_first_caller_hanging_up() -> None:
+    """The caller that started a load is cancelled (its client hung up): the others still
+    get the value, and it is cached."""
+    cache = SingleFlightCache()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def load() -> str:
+        started.set()
+        await release.wait()
+        return "value"
+
+    first = asyncio.create_task(cache.get("k", load))
+    second = asyncio.create_task(cache.get("k", load))
+    await started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    release.set()
+    assert await second == "value"
+    assert await cache.get("k", load) == "value"
+    assert cache.loads == 1
+
+
+async def test_single_flight_caller_after_a_clear_starts_a_new_load() -> None:
+    """A load that began before a write may miss it: callers after the write do not join it."""
+    cache = SingleFlightCache()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def stale() -> str:
+        started.set()
+        await release.wait()
+        return "stale"
+
+    async def fresh() -> str:
+        return "fresh"
+
+    before = asyncio.create_task(cache.get("k", stale))
+    await started.wait()
+    cache.clear()
+    assert await cache.get("k", fresh) == "fresh"
+    release.set()
+    assert await before == "stale"
+    assert await cache.get("k", stale) == "fresh"  # the stale load did not replace it
+    assert cache.loads == 2
+
+
 # importing ----------------------------------------------------------------------------------
 
 

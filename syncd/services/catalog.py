@@ -175,40 +175,55 @@ class SingleFlightCache:
     def __init__(self, size: int = CACHE_ENTRIES) -> None:
         self._values: dict[Any, Any] = {}
         self._loading: dict[Any, asyncio.Future[Any]] = {}
+        self._running: set[asyncio.Future[Any]] = set()
         self._size = size
         self._generation = 0
         self.loads = 0  # how many loads ran (tests and metrics read it)
 
     async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
-        """The value for ``key``, loading it once however many callers ask at the same time."""
+        """The value for ``key``, loading it once however many callers ask at the same time.
+
+        The load runs as a task of its own, so a caller that goes away (its client hung up)
+        does not cancel it for the others.
+        """
         if key in self._values:
             return self._values[key]  # type: ignore[no-any-return]
         pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        generation = self._generation
-        try:
+        if pending is None:
             self.loads += 1
+            pending = asyncio.ensure_future(self._load(key, load, self._generation))
+            pending.add_done_callback(_retrieve)
+            self._loading[key] = pending
+            self._running.add(pending)  # a strong reference until it ends, even after clear()
+            pending.add_done_callback(self._running.discard)
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: Any, load: Callable[[], Awaitable[T]], generation: int) -> T:
+        try:
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # the error is reported to the waiters, not logged as unretrieved
-            raise
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is asyncio.current_task():
+                del self._loading[key]
         if generation == self._generation:  # a write during the load makes the value stale
             if len(self._values) >= self._size:
                 self._values.clear()
             self._values[key] = value
-        future.set_result(value)
         return value
 
     def clear(self) -> None:
-        """Forget everything (a catalog write happened)."""
+        """Forget everything (a catalog write happened).
+
+        Loads still running began before the write: later callers start a new one.
+        """
         self._generation += 1
         self._values.clear()
+        self._loading.clear()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a load's error as seen (its callers got it; nobody may be left to await it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _now() -> str:
