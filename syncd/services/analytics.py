@@ -95,7 +95,7 @@ def check_event(raw: object, rules: AnalyticsRules, now: float) -> store.EventRo
     if extra:
         raise EventError(f"unknown fields: {', '.join(sorted(extra))}")
     name = raw.get("name")
-    if name not in rules.event_names:
+    if not isinstance(name, str) or name not in rules.event_names:  # a list is unhashable
         raise EventError("name is not an allowed event name")
     moment = _timestamp(raw.get("ts"), now)
     install_id = raw.get("install_id")
