@@ -111,6 +111,8 @@ async def test_epoch_milliseconds_are_a_valid_ts(anon_client: TestClient) -> Non
 INVALID = {
     "name-not-allowed": (event(name="page_view"), "name is not an allowed event name"),
     "name-missing": ({k: v for k, v in event().items() if k != "name"}, "name is not an allowed"),
+    "name-a-list": (event(name=["app_open"]), "name is not an allowed event name"),
+    "name-an-object": (event(name={"app_open": 1}), "name is not an allowed event name"),
     "prop-key-not-allowed": (event(props={"email": "a@b.c"}), "props.email is not an allowed"),
     "prop-value-object": (event(props={"screen": {"a": 1}}), "props.screen must be a string"),
     "prop-value-list": (event(props={"screen": ["a"]}), "props.screen must be a string"),
