@@ -10,6 +10,7 @@ Callers:
 * ``owner``: an anonymous account using its own ``userdb-<id>`` through its Bearer token;
 * ``other``: a second account (also Bearer), not listed anywhere on the owner's database;
 * ``moderator``: a third account holding the ``moderator`` role;
+* ``metrics``: the configured metrics token (Bearer), which opens ``/metrics`` and nothing else;
 * ``admin``: the configured server admin (HTTP Basic).
 
 Allowed means "not 401/403" (and no 500); refused means exactly 401 without credentials and
@@ -18,6 +19,7 @@ Allowed means "not 401/403" (and no 500); refused means exactly 401 without cred
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,12 +30,29 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from conftest import ADMIN, basic_auth
 
-from syncd.services.accounts import Identity
+from syncd.config import Secret, Settings
+from syncd.services.accounts import METRICS_ROLE, Identity
 from syncd.services.authz import Access
 from syncd.web.keys import SERVICES
 from syncd.web.routes import ROUTES, Route
 
-CALLERS = ("none", "other", "moderator", "owner", "admin")  # the admin goes last: it may delete
+METRICS_TOKEN = "metrics-token-for-the-matrix"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings, with a metrics token configured."""
+    return dataclasses.replace(settings, metrics_token=Secret(METRICS_TOKEN))
+
+
+CALLERS = (
+    "none",
+    "other",
+    "moderator",
+    "metrics",
+    "owner",
+    "admin",
+)  # the admin goes last: it may delete
 
 
 @dataclass
@@ -80,6 +99,8 @@ class World:
             return {}
         if caller == "admin":
             return {"Authorization": basic_auth(*ADMIN)}
+        if caller == "metrics":
+            return {"Authorization": "Bearer " + METRICS_TOKEN}
         account: Account = getattr(self, caller)
         return {"Authorization": account.bearer}
 
@@ -191,11 +212,13 @@ def allowed(access: Access, on_db: bool, caller: str) -> bool:
         case Access.PUBLIC:
             return True
         case Access.AUTHENTICATED:
-            return caller != "none"
+            return caller not in ("none", "metrics")
         case Access.MODERATOR:
             return caller in ("admin", "moderator")
         case Access.SERVER_ADMIN:
             return caller == "admin"
+        case Access.METRICS:
+            return caller in ("admin", "metrics")
         case Access.DB_MEMBER | Access.DB_ADMIN:
             return caller == "admin" or (on_db and caller == "owner")
     raise AssertionError(f"the matrix has no rule for {access}")  # a new Access value
@@ -264,6 +287,7 @@ async def test_every_served_route_comes_from_the_table(world: World) -> None:
 EXPECTED_ACCESS = {
     "welcome": Access.PUBLIC,
     "up": Access.PUBLIC,
+    "metrics": Access.METRICS,
     "uuids": Access.PUBLIC,
     "session_get": Access.PUBLIC,
     "session_post": Access.PUBLIC,
@@ -331,6 +355,8 @@ def test_general_rules_hold_for_every_route() -> None:
             assert route.access not in (Access.DB_MEMBER, Access.DB_ADMIN), where
         if route.path.startswith("/v1/admin/") or route.path.startswith("/_all_dbs"):
             assert route.access is Access.SERVER_ADMIN, where
+        if route.access is Access.METRICS:  # the metrics token opens nothing else
+            assert route.path == "/metrics", where
 
 
 # --- the Authorizer itself, for every Access value (some have no route yet) ---------------
@@ -350,6 +376,7 @@ async def test_authorizer_decides_every_access_value(world: World) -> None:
         "owner": who("owner", db=owner_db),
         "other": who("other", db="userdb-other"),
         "moderator": who("moderator", ("moderator",), "userdb-moderator"),
+        "metrics": Identity("metrics", (METRICS_ROLE,), None, None),
         "admin": Identity("admin", ("_admin",), None, None),
     }
     for access in Access:
