@@ -458,14 +458,27 @@ async def test_suspend_account_refuses_replication_of_the_owners_database(
     assert session.status == 403
 
 
-async def test_suspending_the_owner_leaves_the_share_and_the_reporter_alone(
+async def test_suspending_the_owner_leaves_other_accounts_alone(
     anon_client: TestClient, client: TestClient
 ) -> None:
-    owner, code = await _suspend_owner(anon_client, client)
-    assert await status_of(await anon_client.get(f"/v1/shares/{code}")) == 200
+    await _suspend_owner(anon_client, client)
     other = await sign_up(anon_client)
     assert await status_of(await anon_client.get("/v1/auth/me", headers=other.auth)) == 200
-    assert owner.id != other.id
+    basic = {"Authorization": basic_auth(other.username, other.password)}
+    assert await status_of(await anon_client.get(f"/{other.db}", headers=basic)) == 200
+
+
+async def test_reports_on_a_deleted_owners_share_can_still_be_closed(
+    anon_client: TestClient, client: TestClient
+) -> None:
+    owner = await sign_up(anon_client)
+    code = await share(anon_client, owner)
+    first = await filed(anon_client, await sign_up(anon_client), code)
+    second = await filed(anon_client, await sign_up(anon_client), code)
+    assert await status_of(await anon_client.delete("/v1/auth/me", headers=owner.auth)) == 200
+    assert await status_of(await resolve(client, None, first["id"], "suspend_account")) == 409
+    assert (await resolved(client, None, first["id"], "dismiss"))["status"] == "resolved"
+    assert (await resolved(client, None, second["id"], "withdraw_share"))["status"] == "resolved"
 
 
 async def test_resolving_a_resolved_report_is_409(

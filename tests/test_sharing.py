@@ -166,6 +166,14 @@ async def test_a_code_typed_in_lowercase_finds_the_share(anon_client: TestClient
     assert (await resp.json())["code"] == code
 
 
+async def test_a_code_typed_in_two_groups_finds_the_share(anon_client: TestClient) -> None:
+    owner = await sign_up(anon_client)
+    code = await share(anon_client, owner)
+    resp = await anon_client.get(f"/v1/shares/{code[:5]}-{code[5:]}")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["code"] == code
+
+
 async def _code_containing(http: TestClient, owner: Account, digit: str) -> str:
     """Publish packs until a code holds ``digit`` (about 1 in 4 codes holds a given digit)."""
     for n in range(80):
@@ -251,6 +259,14 @@ async def test_another_account_cannot_withdraw_a_share(anon_client: TestClient) 
     resp = await anon_client.delete(f"/v1/shares/{code}", headers=other.auth)
     assert resp.status == 404
     assert await status_of(await anon_client.get(f"/v1/shares/{code}")) == 200
+
+
+async def test_the_server_admin_can_withdraw_any_share(
+    anon_client: TestClient, client: TestClient
+) -> None:
+    code = await share(anon_client, await sign_up(anon_client))
+    assert await status_of(await client.delete(f"/v1/shares/{code}")) == 200
+    assert await status_of(await anon_client.get(f"/v1/shares/{code}")) == 410
 
 
 async def test_deleting_the_owners_account_withdraws_its_shares(anon_client: TestClient) -> None:
