@@ -331,3 +331,51 @@ async def test_post_keys_that_are_not_a_list_is_400(client: TestClient, db: str)
     resp = await client.post(f"/{db}/_all_docs", json={"keys": "a"})
     assert resp.status == 400
     assert (await resp.json())["error"] == "bad_request"
+
+
+# keys that are not strings, and reversed ranges ---------------------------------------------
+
+
+async def test_a_numeric_startkey_sorts_before_every_id(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    assert ids(await all_docs(client, db, startkey=1)) == IDS
+
+
+async def test_a_numeric_endkey_sorts_before_every_id(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    assert ids(await all_docs(client, db, endkey=1)) == []
+
+
+async def test_an_object_startkey_sorts_after_every_id(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    assert ids(await all_docs(client, db, startkey={})) == []
+
+
+async def test_an_object_endkey_sorts_after_every_id(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    assert ids(await all_docs(client, db, startkey="c", endkey={})) == ["c", "d", "e"]
+
+
+async def test_descending_with_an_object_startkey_starts_at_the_last_id(
+    client: TestClient, db: str
+) -> None:
+    await seed(client, db)
+    assert ids(await all_docs(client, db, startkey={}, descending="true")) == IDS[::-1]
+
+
+async def test_a_reversed_range_is_400_query_parse_error(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    resp = await client.get(f"/{db}/_all_docs", params={"startkey": '"d"', "endkey": '"b"'})
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"] == "query_parse_error"
+    assert "descending=true" in body["reason"]
+
+
+async def test_a_reversed_descending_range_is_400(client: TestClient, db: str) -> None:
+    await seed(client, db)
+    resp = await client.get(
+        f"/{db}/_all_docs", params={"startkey": '"b"', "endkey": '"d"', "descending": "true"}
+    )
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "query_parse_error"

@@ -331,6 +331,7 @@ class DocumentService:
 
     async def all_docs(self, db_name: str, q: AllDocsQuery) -> dict[str, Any]:
         """``_all_docs`` in CouchDB's shape."""
+        _id_range(q)  # a reversed range is refused before any read
 
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
             db = require_db(conn, db_name)
@@ -350,8 +351,9 @@ class DocumentService:
                         rows.append(_all_docs_row(conn, db, hit, q.include_docs, opts))
                 offset = None
             else:
-                start = q.start if isinstance(q.start, str) else None
-                end = q.end if isinstance(q.end, str) else None
+                start, end, empty = _id_range(q)
+                if empty:
+                    return {"total_rows": db.doc_count, "offset": db.doc_count, "rows": []}
                 found_rows, offset = store.all_docs_range(
                     conn,
                     db.id,
@@ -488,6 +490,42 @@ class DocumentService:
 
 
 # helpers used inside units of work --------------------------------------------------------
+
+
+def _side(key: Any) -> int:
+    """Where a key sorts against document ids (strings) in CouchDB's collation."""
+    if key is None or isinstance(key, (bool, int, float)):
+        return -1  # null, booleans and numbers sort before every string
+    if isinstance(key, str):
+        return 0
+    return 1  # arrays and objects sort after every string
+
+
+def _id_range(q: AllDocsQuery) -> tuple[str | None, str | None, bool]:
+    """String bounds for an ``_all_docs`` range: (start, end, nothing-can-match)."""
+    first, last = (1, -1) if q.descending else (-1, 1)  # which side is "open" for each bound
+    start = end = None
+    empty = False
+    if q.start is not None:
+        side = _side(q.start)
+        if side == 0:
+            start = q.start
+        elif side != first:
+            empty = True
+    if q.end is not None:
+        side = _side(q.end)
+        if side == 0:
+            end = q.end
+        elif side != last:
+            empty = True
+    if start is not None and end is not None and (start > end if not q.descending else start < end):
+        raise CouchError(
+            400,
+            "query_parse_error",
+            "No rows can match your key range, reverse your start_key and end_key or set "
+            f"descending={'false' if q.descending else 'true'}",
+        )
+    return start, end, empty
 
 
 def require_db(conn: sqlite3.Connection, name: str) -> store.DbRow:
