@@ -197,7 +197,7 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-def syncd_server(workdir: Path) -> Server:
+def syncd_server(workdir: Path, extra_env: dict[str, str], root: Path = ROOT) -> Server:
     port = free_port()
     return Server(
         name="syncd",
@@ -215,9 +215,13 @@ def syncd_server(workdir: Path) -> Server:
         ],
         port=port,
         workdir=workdir,
-        cwd=ROOT,
+        cwd=root,  # python -m syncd imports the syncd package of this directory
         # Admin credentials for a build with authentication; a build without ignores both.
-        env={"SYNCD_ADMIN_USER": ADMIN_USER, "SYNCD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            "SYNCD_ADMIN_USER": ADMIN_USER,
+            "SYNCD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **extra_env,
+        },
         auth=(ADMIN_USER, ADMIN_PASSWORD),
     )
 
@@ -290,27 +294,42 @@ def node(mode: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_server(
     server: Server, db: str, base: dict[str, Any], profiler: Profiler
 ) -> dict[str, float]:
-    """Push the documents into a new database of ``server``, then pull them out."""
+    """Push the documents into a new database of ``server``, then pull them out.
+
+    Besides docs/s, the server's own CPU time per document in each phase: on a busy machine
+    it moves far less than wall-clock throughput does.
+    """
     info = server.create_db(db)
     if server.name == "pouchdb-server" and info.get("adapter") != "leveldb":
         raise BenchError(f"pouchdb-server is not on leveldb: {info}")
     params = {**base, "url": f"{server.url}/{db}"}
     if server.auth is not None:
         params.update(username=server.auth[0], password=server.auth[1])
-    with profiler.record(f"{db}-push"):
-        push = node("push", params, PHASE_TIMEOUT)["push"]
-    with profiler.record(f"{db}-pull"):
-        pull = node("pull", params, PHASE_TIMEOUT)["pull"]
-    return {"push": push["docs_per_s"], "pull": pull["docs_per_s"]}
+    assert server.proc is not None
+    out: dict[str, float] = {}
+    for phase in ("push", "pull"):
+        with profiler.record(f"{db}-{phase}"):
+            cpu = cpu_seconds(server.proc.pid)
+            result = node(phase, params, PHASE_TIMEOUT)[phase]
+            cpu = cpu_seconds(server.proc.pid) - cpu
+        out[phase] = result["docs_per_s"]
+        out[f"{phase}_cpu_us"] = cpu / result["docs"] * 1e6
+    return out
 
 
 # --- report ------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
+def machine(root: Path = ROOT) -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -320,8 +339,8 @@ def machine() -> dict[str, str]:
     node_version = run(["node", "--version"], timeout=30).stdout.strip()
     commit = "unknown"
     with contextlib.suppress(BenchError):
-        commit = run(["git", "rev-parse", "--short", "HEAD"], timeout=30, cwd=ROOT).stdout.strip()
-        dirty = run(["git", "status", "--porcelain", "--", "syncd"], timeout=30, cwd=ROOT).stdout
+        commit = run(["git", "rev-parse", "--short", "HEAD"], timeout=30, cwd=root).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--", "syncd"], timeout=30, cwd=root).stdout
         if dirty.strip():
             commit += " (syncd/ has uncommitted changes)"
     import sqlite3
@@ -368,14 +387,20 @@ def report(
         "pouchdb-server": "PouchDB Server 4.2 (leveldb)",
         "memory": "PouchDB memory->memory",
     }
-    print(f"{'':34}{'push docs/s':>14}{'pull docs/s':>14}")
+    print(f"{'':34}{'push docs/s':>14}{'pull docs/s':>14}   server CPU per doc (push/pull)")
     for name in ("syncd", "pouchdb-server", "memory"):
         row = med[name]
-        extra = ""
-        if rounds > 1:
-            spread = [f"{r['push']:.0f}/{r['pull']:.0f}" for r in results[name]]
-            extra = "   rounds push/pull: " + ", ".join(spread)
-        print(f"{labels[name]:34}{row['push']:>14,.0f}{row['pull']:>14,.0f}{extra}")
+        cpu = ""
+        if "push_cpu_us" in results[name][0]:
+            push_cpu = statistics.median(r["push_cpu_us"] for r in results[name])
+            pull_cpu = statistics.median(r["pull_cpu_us"] for r in results[name])
+            cpu = f"   {push_cpu:.0f} us / {pull_cpu:.0f} us"
+        print(f"{labels[name]:34}{row['push']:>14,.0f}{row['pull']:>14,.0f}{cpu}")
+    if rounds > 1:
+        print()
+        for name in ("syncd", "pouchdb-server", "memory"):
+            spread = ", ".join(f"{r['push']:,.0f}/{r['pull']:,.0f}" for r in results[name])
+            print(f"  rounds of {labels[name]} (push/pull docs/s): {spread}")
     print()
     print(f"{'':34}{'push':>14}{'pull':>14}{'target':>14}")
     for ref, label, fmt in (
@@ -391,8 +416,10 @@ def report(
             cells.append(f"{text} {ok}")
         goal = f">= {target}x" if fmt == "x" else f">= {target:.0%}"
         print(f"{label:34}{cells[0]:>14}{cells[1]:>14}{goal:>14}")
+    if args.syncd_env:
+        print(f"  syncd environment: {' '.join(args.syncd_env)}")
     print()
-    for key, value in machine().items():
+    for key, value in machine(args.syncd_root).items():
         print(f"  {key:8} {value}")
     print()
 
@@ -418,7 +445,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="record syncd with py-spy during each push and pull into DIR (collapsed stacks)",
     )
+    parser.add_argument(
+        "--syncd-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for syncd, e.g. SYNCD_SQLITE_SYNCHRONOUS=normal (repeatable)",
+    )
+    parser.add_argument(
+        "--syncd-root",
+        type=Path,
+        default=ROOT,
+        metavar="DIR",
+        help="run the syncd package of another checkout (e.g. a git worktree), for A/B runs",
+    )
     args = parser.parse_args(argv)
+    extra_env = dict(item.split("=", 1) for item in args.syncd_env)
 
     ensure_node_modules()
     base = {"count": args.docs, "seed": args.seed, "batch_size": args.batch_size}
@@ -432,7 +474,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             workdir = root / name
             workdir.mkdir()
-            server = syncd_server(workdir) if name == "syncd" else pouchdb_server(workdir)
+            server = (
+                syncd_server(workdir, extra_env, args.syncd_root)
+                if name == "syncd"
+                else pouchdb_server(workdir)
+            )
             with running(server):
                 pid = server.proc.pid if server.proc and name == "syncd" else None
                 profiler = Profiler(args.py_spy, pid)
@@ -440,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: round {r + 1} ...", flush=True)
                     results[name].append(measure_server(server, f"bench-{r + 1}", base, profiler))
                     last = results[name][-1]
-                    print(f"  push {last['push']:,.0f} docs/s, pull {last['pull']:,.0f} docs/s")
+                    print(
+                        f"  push {last['push']:,.0f} docs/s, pull {last['pull']:,.0f} docs/s;"
+                        f" server CPU per doc: push {last['push_cpu_us']:.0f} us,"
+                        f" pull {last['pull_cpu_us']:.0f} us"
+                    )
         if "memory" in wanted:
             for r in range(args.rounds):
                 print(f"memory: round {r + 1} ...", flush=True)
