@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.errors import CouchError
-from syncd.services.catalog import SingleFlightCache
+from syncd.services.catalog import ListParams, SingleFlightCache
 from syncd.web.keys import SERVICES
 
 PACKS = "/v1/store/packs"
@@ -580,23 +580,46 @@ async def test_repeated_reads_are_served_from_the_cache(
 
 
 async def test_concurrent_identical_listings_after_a_write_load_once(
-    app: web.Application, client: TestClient, anon_client: TestClient
+    app: web.Application, server: TestServer, client: TestClient, anon_client: TestClient
 ) -> None:
     for _ in range(3):
         await create_pack(client)
     await listing(anon_client, limit=2)
     await create_pack(client)  # clears the cache
-    cache = app[SERVICES].catalog.cache
-    loads = cache.loads
+    catalog = app[SERVICES].catalog
+    loads = catalog.cache.loads
 
     async def fetch() -> bytes:
         resp = await anon_client.get(PACKS, params={"limit": "2"})
         assert resp.status == 200
         return await resp.read()
 
-    bodies = await asyncio.gather(*(fetch() for _ in range(20)))
-    assert cache.loads == loads + 1
+    # Borrow every reader connection so that no listing can finish before all 20 requests
+    # are being handled at once (else a late request would simply find the cached page).
+    pool = catalog.readers
+    held = [await pool._free.get() for _ in pool._all]
+    try:
+        tasks = [asyncio.create_task(fetch()) for _ in range(20)]
+        async with asyncio.timeout(10):
+            while server.handler.requests_count < 20:  # no event tells when they arrived
+                await asyncio.sleep(0.01)
+    finally:
+        for conn in held:
+            pool._free.put_nowait(conn)
+    bodies = await asyncio.gather(*tasks)
+    assert catalog.cache.loads == loads + 1
     assert len(set(bodies)) == 1
+
+
+async def test_concurrent_identical_listings_share_one_query(
+    app: web.Application, client: TestClient
+) -> None:
+    await create_pack(client)
+    catalog = app[SERVICES].catalog
+    loads = catalog.cache.loads
+    pages = await asyncio.gather(*(catalog.list_packs(ListParams(limit=5)) for _ in range(20)))
+    assert catalog.cache.loads == loads + 1
+    assert all(page is pages[0] for page in pages)
 
 
 async def test_single_flight_shares_one_load_among_concurrent_callers() -> None:
