@@ -36,8 +36,9 @@ from syncd.services.sharing import SharingService, withdraw_shares_of_deleted_ac
 from syncd.store import documents as doc_store
 from syncd.store.sqlite import WriteTx, open_database
 from syncd.web.auth import auth_middleware
-from syncd.web.keys import METRICS, SERVICES, SETTINGS, Services
+from syncd.web.keys import METRICS, RATE_LIMITS, SERVICES, SETTINGS, Services
 from syncd.web.middlewares import error_middleware, request_id_middleware
+from syncd.web.ratelimit import RateLimits
 from syncd.web.routes import add_routes
 
 log = logging.getLogger("syncd.app")
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[RATE_LIMITS] = RateLimits(settings)
     app.cleanup_ctx.append(_database)
     app.on_shutdown.append(_end_feeds)
     add_routes(app, settings)

@@ -62,6 +62,7 @@ class Settings:
     trust_proxy: bool = False
     share_rate_limit: str = "120/minute"
     report_rate_limit: str = "20/hour"
+    analytics_rate_limit: str = "600/minute"
     public_url: str | None = None  # base URL in share links; default http://HOST:PORT
     analytics_events: tuple[str, ...] = ()  # allowed event names; empty: the built-in list
     analytics_props: tuple[str, ...] = ()  # allowed property keys; empty: the built-in list
@@ -184,6 +185,7 @@ _PARSERS: dict[str, Any] = {
     "trust_proxy": _bool,
     "share_rate_limit": _rate,
     "report_rate_limit": _rate,
+    "analytics_rate_limit": _rate,
     "public_url": _url,
     "analytics_events": _names,
     "analytics_props": _names,

@@ -600,11 +600,34 @@ async def test_the_admin_can_use_a_cookie_too(anon_client: TestClient) -> None:
     assert await status_of(anon_client, "GET", "/_all_dbs", headers=with_cookie(cookie)) == 200
 
 
-async def test_a_tampered_cookie_is_401(anon_client: TestClient) -> None:
+async def test_a_tampered_cookie_counts_as_signed_out_and_is_cleared(
+    anon_client: TestClient,
+) -> None:
+    """CouchDB ignores a cookie whose signature does not verify: the request is anonymous."""
+    body = await sign_up(anon_client)
+    creds = body["credentials"]
+    cookie = await cookie_login(anon_client, creds["username"], creds["password"])
+    anon_client.session.cookie_jar.clear()
+    bad = _flip(cookie, 2)
+    resp = await anon_client.get("/_session", headers=with_cookie(bad))
+    assert resp.status == 200
+    assert (await resp.json())["userCtx"]["name"] is None
+    assert resp.cookies["AuthSession"].value == ""  # cleared, so the browser can sign in again
+    db = body["account"]["db"]
+    assert await status_of(anon_client, "GET", f"/{db}", headers=with_cookie(bad)) == 401
+
+
+async def test_signing_in_again_works_with_a_stale_cookie(anon_client: TestClient) -> None:
     creds = (await sign_up(anon_client))["credentials"]
     cookie = await cookie_login(anon_client, creds["username"], creds["password"])
-    bad = _flip(cookie, 2)
-    assert await status_of(anon_client, "GET", "/_session", headers=with_cookie(bad)) == 401
+    anon_client.session.cookie_jar.clear()
+    resp = await anon_client.post(
+        "/_session",
+        json={"name": creds["username"], "password": creds["password"]},
+        headers=with_cookie(_flip(cookie, 2)),
+    )
+    assert resp.status == 200
+    assert resp.cookies["AuthSession"].value
 
 
 async def test_delete_session_logs_out(anon_client: TestClient) -> None:
@@ -1062,3 +1085,48 @@ async def test_configured_keys_rotate_with_previous_keys(settings: Settings) -> 
         assert await status_of(http, "GET", "/v1/auth/me", headers=old_headers) == 401
         new_headers = bearer(new["access_token"])
         assert await status_of(http, "GET", "/v1/auth/me", headers=new_headers) == 200
+
+
+async def test_retry_after_is_the_window_of_the_limit_that_was_hit(settings: Settings) -> None:
+    limited = dataclasses.replace(settings, auth_rate_limit="2/minute", report_rate_limit="20/hour")
+    async with running(limited) as http:
+        for _ in range(2):
+            await _login_attempt(http, "nobody-here")
+        resp = await _login_attempt(http, "nobody-here")
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "60"
+
+
+async def test_failed_basic_credentials_on_any_route_are_limited(settings: Settings) -> None:
+    """Guessing passwords with Basic auth costs the guesser a 429, not the server a hash."""
+    limited = dataclasses.replace(
+        settings, auth_rate_limit="100/minute", auth_user_rate_limit="3/minute"
+    )
+    async with running(limited) as http:
+        body = await sign_up(http)
+        name, db = body["credentials"]["username"], body["account"]["db"]
+        for _ in range(3):
+            resp = await http.get(f"/{db}", headers=basic(name, "wrong password"))
+            assert resp.status == 401
+        resp = await http.get(f"/{db}", headers=basic(name, "wrong password"))
+        assert resp.status == 429
+        assert (await error_of(resp))["error"] == "too_many_requests"
+        # even the right password waits until the window passes
+        resp = await http.get(f"/{db}", headers=basic(name, body["credentials"]["password"]))
+        assert resp.status == 429
+
+
+async def test_verified_basic_credentials_are_not_slowed_by_the_failure_limit(
+    settings: Settings,
+) -> None:
+    limited = dataclasses.replace(
+        settings, auth_rate_limit="100/minute", auth_user_rate_limit="2/minute"
+    )
+    async with running(limited) as http:
+        body = await sign_up(http)
+        name, db = body["credentials"]["username"], body["account"]["db"]
+        good = basic(name, body["credentials"]["password"])
+        assert (await http.get(f"/{db}", headers=good)).status == 200
+        for _ in range(2):
+            assert (await http.get(f"/{db}", headers=basic(name, "wrong"))).status == 401
+        assert (await http.get(f"/{db}", headers=good)).status == 200  # cached: no new check

@@ -162,6 +162,7 @@ class Passwords:
 
     def __init__(self) -> None:
         self._hasher = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+        self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
         """An argon2id hash (in a thread: it takes a while on purpose)."""
@@ -180,6 +181,12 @@ class Passwords:
             return await asyncio.to_thread(self._hasher.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    async def dummy_hash(self) -> str:
+        """A hash of nothing anyone knows, to spend a verification's time on unknown names."""
+        if self._dummy is None:
+            self._dummy = await self.hash(secrets.token_urlsafe(16))
+        return self._dummy
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether an argon2 hash was made with weaker parameters than today's."""
@@ -335,7 +342,9 @@ class AccountService:
         if len(password) > MAX_PASSWORD:
             raise unauthorized()
         account = await self.readers.run(store.find_by_username, username)
-        if account is None or not await self.passwords.verify(account.password_hash, password):
+        # An unknown name costs a hash check too, so timing does not tell which names exist.
+        stored = account.password_hash if account else await self.passwords.dummy_hash()
+        if not await self.passwords.verify(stored, password) or account is None:
             security_log.info("failed sign-in", extra={"account": account.id if account else None})
             raise unauthorized()
         if account.status != "active":
@@ -523,6 +532,12 @@ class AccountService:
         if hmac.compare_digest(password.encode(), secret.encode()):
             return Identity(name, (ADMIN_ROLE,), None, None)
         return None
+
+    def is_cached_basic(self, username: str, password: str) -> bool:
+        """Whether these Basic credentials were verified lately (no hash needed)."""
+        if self._config_admin(username, password) is not None:
+            return True
+        return self._basic.get((username, _sha256(password))) is not None
 
     async def authenticate_basic(self, username: str, password: str) -> Identity:
         """The identity of Basic credentials (401 when wrong, 403 when suspended)."""

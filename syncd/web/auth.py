@@ -16,7 +16,7 @@ from syncd.errors import CouchError, bad_request
 from syncd.services.accounts import Identity, SignIn, account_json, unauthorized
 from syncd.services.authz import Access
 from syncd.web.http import json_response, read_json_object
-from syncd.web.keys import SETTINGS, services
+from syncd.web.keys import RATE_LIMITS, SETTINGS, services
 
 IDENTITY = web.RequestKey("identity", Identity)
 COOKIE = "AuthSession"
@@ -55,21 +55,47 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, value = header.partition(" ")
     fresh_cookie = None
     who: Identity | None = None
+    stale_cookie = False
     if scheme.lower() == "bearer" and value:
         who = await accounts.authenticate_bearer(value.strip())
     elif scheme.lower() == "basic" and value:
-        who = await accounts.authenticate_basic(*_basic(value.strip()))
+        who = await _basic_identity(request, *_basic(value.strip()))
     elif header:
         raise unauthorized("Unsupported Authorization scheme.")
     elif request.cookies.get(COOKIE):
-        who, fresh_cookie = await accounts.authenticate_cookie(request.cookies[COOKIE])
+        try:
+            who, fresh_cookie = await accounts.authenticate_cookie(request.cookies[COOKIE])
+        except CouchError as exc:
+            if exc.status != 401:
+                raise
+            # An expired or revoked cookie: carry on signed out (so /_session can sign in
+            # again) and clear it, rather than lock the browser out until it expires.
+            stale_cookie = True
     if who is not None:
         request[IDENTITY] = who
     await _guard_design_writes(request, who)
     response = await handler(request)
-    if fresh_cookie and not response.prepared:
-        _set_cookie(request, response, fresh_cookie)
+    if not response.prepared:
+        if fresh_cookie:
+            _set_cookie(request, response, fresh_cookie)
+        elif stale_cookie and COOKIE not in response.cookies:
+            response.del_cookie(COOKIE, path="/")
     return response
+
+
+async def _basic_identity(request: web.Request, name: str, password: str) -> Identity:
+    """HTTP Basic: verified (or cached) credentials; failures count towards a 429."""
+    accounts = services(request).accounts
+    if accounts.is_cached_basic(name, password):
+        return await accounts.authenticate_basic(name, password)
+    limits = request.app[RATE_LIMITS]
+    await limits.check_credentials_allowed(request, name)
+    try:
+        return await accounts.authenticate_basic(name, password)
+    except CouchError as exc:
+        if exc.status == 401:
+            await limits.record_failed_credentials(request, name)
+        raise
 
 
 async def _guard_design_writes(request: web.Request, who: Identity | None) -> None:

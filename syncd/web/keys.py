@@ -19,6 +19,7 @@ from syncd.services.metrics import Metrics
 from syncd.services.moderation import ModerationService
 from syncd.services.sharing import SharingService
 from syncd.store.sqlite import ReaderPool, Writer
+from syncd.web.ratelimit import RateLimits
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Services:
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 SERVICES = web.AppKey("services", Services)
 
 

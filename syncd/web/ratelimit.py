@@ -8,6 +8,7 @@ Each app gets its own in-memory limiter. A limited request is answered 429 with
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttplimiter import Limiter, RateLimitExceeded
@@ -43,20 +44,17 @@ async def _username(request: web.Request) -> str | None:
 
 
 class RateLimits:
-    """Wraps handlers in the limits from the settings, all counted in one per-app limiter."""
+    """Wraps handlers in the limits from the settings, all counted in one per-app limiter.
+
+    Also counts failed credential checks (HTTP Basic on any route), so that guessing
+    passwords costs the guesser a 429 rather than the server an argon2 hash per try.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._limiter = Limiter(keyfunc=self._address_key, error_handler=self._too_many)
-        self._retry_after = max(
-            parse(rate).get_expiry()
-            for rate in (
-                settings.auth_rate_limit,
-                settings.auth_user_rate_limit,
-                settings.share_rate_limit,
-                settings.report_rate_limit,
-            )
-        )
+        self._limiter = Limiter(keyfunc=self._address_key)
+        self._failures_by_address = parse(settings.auth_rate_limit)
+        self._failures_by_user = parse(settings.auth_user_rate_limit)
 
     def _address_key(self, request: web.Request) -> str:
         return client_address(request, self._settings.trust_proxy)
@@ -73,25 +71,59 @@ class RateLimits:
             return f"addr:{self._address_key(request)}"
         return f"account:{who.account_id or who.name}"
 
-    def _too_many(self, request: web.Request, exc: RateLimitExceeded) -> web.StreamResponse:
-        raise CouchError(
-            429,
-            "too_many_requests",
-            "Too many attempts; wait before trying again.",
-            {"Retry-After": str(self._retry_after)},
+    @staticmethod
+    def _refusal(rate: str) -> Callable[[web.Request, RateLimitExceeded], web.StreamResponse]:
+        retry_after = str(parse(rate).get_expiry())  # the window of the limit that was hit
+
+        def too_many(request: web.Request, exc: RateLimitExceeded) -> web.StreamResponse:
+            raise too_many_requests(retry_after)
+
+        return too_many
+
+    def _limit(self, rate: str, name: str, handler: Handler, keyfunc: Any = None) -> Handler:
+        decorate = self._limiter.limit(
+            rate, keyfunc=keyfunc, path_id=name, error_handler=self._refusal(rate)
         )
+        return decorate(handler)
 
     def per_address(self, name: str, rate: str, handler: Handler) -> Handler:
         """``handler`` behind a per-client-address limit."""
-        return self._limiter.limit(rate, path_id=name)(handler)
+        return self._limit(rate, name, handler)
 
     def per_account(self, name: str, rate: str, handler: Handler) -> Handler:
         """``handler`` behind a per-account limit (per address for anonymous callers)."""
-        return self._limiter.limit(rate, keyfunc=self._account_key, path_id=name)(handler)
+        return self._limit(rate, name, handler, keyfunc=self._account_key)
 
     def wrap(self, name: str, handler: Handler) -> Handler:
         """A sign-in ``handler`` behind the per-address limit, then the per-username one."""
-        by_user = self._limiter.limit(
-            self._settings.auth_user_rate_limit, keyfunc=self._user_key, path_id=name + ":user"
-        )(handler)
-        return self._limiter.limit(self._settings.auth_rate_limit, path_id=name)(by_user)
+        settings = self._settings
+        by_user = self._limit(
+            settings.auth_user_rate_limit, name + ":user", handler, keyfunc=self._user_key
+        )
+        return self._limit(settings.auth_rate_limit, name, by_user)
+
+    async def check_credentials_allowed(self, request: web.Request, username: str) -> None:
+        """429 when this address or username failed to sign in too often lately."""
+        window = self._limiter.moving_window
+        by_address = f"failed:addr:{self._address_key(request)}"
+        by_user = f"failed:user:{username.lower()}"
+        if not await window.test(self._failures_by_address, by_address):
+            raise too_many_requests(str(self._failures_by_address.get_expiry()))
+        if not await window.test(self._failures_by_user, by_user):
+            raise too_many_requests(str(self._failures_by_user.get_expiry()))
+
+    async def record_failed_credentials(self, request: web.Request, username: str) -> None:
+        """Count one failed credential check against the address and the username."""
+        window = self._limiter.moving_window
+        await window.hit(self._failures_by_address, f"failed:addr:{self._address_key(request)}")
+        await window.hit(self._failures_by_user, f"failed:user:{username.lower()}")
+
+
+def too_many_requests(retry_after: str) -> CouchError:
+    """429 in CouchDB's error shape with ``Retry-After``."""
+    return CouchError(
+        429,
+        "too_many_requests",
+        "Too many attempts; wait before trying again.",
+        {"Retry-After": retry_after},
+    )

@@ -29,8 +29,7 @@ from syncd.web import (
     store,
 )
 from syncd.web import transfer as transfer_web
-from syncd.web.keys import services
-from syncd.web.ratelimit import RateLimits
+from syncd.web.keys import RATE_LIMITS, services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,7 +44,7 @@ class Route:
     name: str
     access: Access
     rate_limited: bool = False  # the sign-in limits (per address and per username)
-    limit: str | None = None  # another limit: "share_read" (per address), "report" (per account)
+    limit: str | None = None  # "share_read", "analytics" (per address), "report" (per account)
 
 
 DB = "/{db:[^/_][^/]*}"
@@ -182,7 +181,14 @@ ROUTES: tuple[Route, ...] = (
         "GET", "/v1/moderation/audit", sharing.audit_log, "moderation_audit", Access.SERVER_ADMIN
     ),
     # anonymous analytics
-    Route("POST", "/v1/analytics/events", analytics.ingest, "analytics_ingest", Access.PUBLIC),
+    Route(
+        "POST",
+        "/v1/analytics/events",
+        analytics.ingest,
+        "analytics_ingest",
+        Access.PUBLIC,
+        limit="analytics",
+    ),
     Route(
         "GET", "/v1/analytics/summary", analytics.summary, "analytics_summary", Access.SERVER_ADMIN
     ),
@@ -281,7 +287,7 @@ def _guarded(route: Route, handler: Handler) -> Handler:
 
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Register ``ROUTES`` on ``app``, each behind its access rule (GET answers HEAD too)."""
-    limits = RateLimits(settings)
+    limits = app[RATE_LIMITS]
     for route in ROUTES:
         handler = route.handler
         if route.rate_limited:
@@ -290,6 +296,8 @@ def add_routes(app: web.Application, settings: Settings) -> None:
             handler = limits.per_address(route.name, settings.share_rate_limit, handler)
         elif route.limit == "report":
             handler = limits.per_account(route.name, settings.report_rate_limit, handler)
+        elif route.limit == "analytics":
+            handler = limits.per_address(route.name, settings.analytics_rate_limit, handler)
         handler = _guarded(route, handler)
         if route.method == "GET":
             app.router.add_get(route.path, handler, name=route.name)
