@@ -1,6 +1,7 @@
 """Analytics ingestion benchmark: syncd taking event batches over HTTP, against plain SQLite.
 
     .venv/bin/python bench/analytics.py [--events N] [--clients C] [--rounds R] [--py-spy DIR]
+                                        [--syncd-root DIR]
 
 Starts syncd (this checkout, default settings, fresh temp data dir) on a free 127.0.0.1 port
 and has C concurrent aiohttp clients (default 20) send N valid events (default 100,000) in
@@ -130,14 +131,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def syncd(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """syncd serving a fresh data dir in ``workdir``: (base URL, process)."""
+def syncd(workdir: Path, root: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """syncd (the package in ``root``) serving a fresh data dir in ``workdir``: (URL, process)."""
     port = free_port()
     log_path = workdir / "syncd.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "serve", "--host", HOST, "--port", str(port)],
-            cwd=ROOT,
+            cwd=root,  # python -m syncd imports the syncd package of this directory
             env={
                 **os.environ,
                 "SYNCD_DATA_DIR": str(workdir / "data"),
@@ -306,10 +307,10 @@ def summarize_profile(profile: Path) -> None:
 
 
 def ingest_round(
-    workdir: Path, bodies: list[bytes], clients: int, profile: Path | None
+    workdir: Path, bodies: list[bytes], clients: int, profile: Path | None, root: Path
 ) -> tuple[float, float]:
     """A fresh syncd takes every batch: (wall-clock seconds, syncd CPU seconds)."""
-    with syncd(workdir) as (url, proc):
+    with syncd(workdir, root) as (url, proc):
         with py_spy(profile, proc.pid):
             cpu = cpu_seconds(proc.pid)
             seconds = asyncio.run(send_all(url, bodies, clients))
@@ -329,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20, help="concurrent HTTP clients")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of both phases (median)")
     parser.add_argument("--py-spy", type=Path, default=None, help="record syncd into DIR")
+    parser.add_argument(
+        "--syncd-root",
+        type=Path,
+        default=ROOT,
+        help="run the syncd package of this directory (A/B runs; default: this checkout)",
+    )
     args = parser.parse_args(argv)
     if args.events <= 0 or args.events % BATCH:
         parser.error(f"--events must be a positive multiple of {BATCH}")
@@ -346,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-analytics-") as tmp:
             workdir = Path(tmp)
             syncd_runs.append(
-                ingest_round(workdir, bodies, args.clients, profile if n == 0 else None)
+                ingest_round(
+                    workdir, bodies, args.clients, profile if n == 0 else None, args.syncd_root
+                )
             )
             plain_runs.append(plain_sqlite(workdir / "plain.sqlite3", rows))
 
@@ -370,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if ratio >= TARGET else "MISSES"
     print(f"  ratio syncd / plain SQLite: {ratio:.2f} ({verdict} the target of {TARGET})")
     print(f"  syncd CPU: {cpu / args.events * 1e6:.1f} us per event")
+    if args.syncd_root.resolve() != ROOT:
+        print(f"  syncd package from: {args.syncd_root}")
     print("machine:")
     for key, value in machine().items():
         print(f"  {key}: {value}")
