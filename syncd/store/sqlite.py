@@ -214,6 +214,10 @@ def _run_batch(
             try:
                 value = op(tx)
             except Exception as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (a full disk or size cap does
+                    # that): the ops before this one are undone too, so the batch fails.
+                    raise
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 if not isinstance(exc, CouchError):
