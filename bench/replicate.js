@@ -110,15 +110,23 @@ async function loaded(params) {
 /** One timed replication; throws unless every document arrived. */
 async function timed(source, target, params) {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const result = await PouchDB.replicate(source, target, { batch_size: params.batch_size });
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   if (!result.ok || result.doc_write_failures || result.docs_written !== params.count) {
     throw new Error(
       `replication incomplete: ok=${result.ok} written=${result.docs_written} ` +
         `failures=${result.doc_write_failures} errors=${JSON.stringify(result.errors)}`,
     );
   }
-  return { seconds, docs: result.docs_written, docs_per_s: result.docs_written / seconds };
+  return {
+    seconds,
+    docs: result.docs_written,
+    docs_per_s: result.docs_written / seconds,
+    // this Node process's CPU (all its threads) per document during the replication
+    client_cpu_us: (cpu.user + cpu.system) / result.docs_written,
+  };
 }
 
 /** The target holds every document, and a sample of them equal the generated ones. */

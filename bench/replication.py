@@ -323,6 +323,7 @@ def measure_server(
             cpu = cpu_seconds(server.proc.pid) - cpu
         out[phase] = result["docs_per_s"]
         out[f"{phase}_cpu_us"] = cpu / result["docs"] * 1e6
+        out[f"{phase}_client_cpu_us"] = result["client_cpu_us"]
     return out
 
 
@@ -387,15 +388,25 @@ def report(
         "pouchdb-server": "PouchDB Server 4.2 (leveldb)",
         "memory": "PouchDB memory->memory",
     }
-    print(f"{'':34}{'push docs/s':>14}{'pull docs/s':>14}   server CPU per doc (push/pull)")
+    print(
+        f"{'':30}{'push docs/s':>12}{'pull docs/s':>12}"
+        f"{'server CPU/doc':>17}{'client CPU/doc':>17}   (push/pull)"
+    )
+
+    def cpu(name: str, who: str) -> str:
+        runs = results[name]
+        if f"push_{who}" not in runs[0]:
+            return ""
+        push = statistics.median(r[f"push_{who}"] for r in runs)
+        pull = statistics.median(r[f"pull_{who}"] for r in runs)
+        return f"{push:.0f}/{pull:.0f} us"
+
     for name in ("syncd", "pouchdb-server", "memory"):
         row = med[name]
-        cpu = ""
-        if "push_cpu_us" in results[name][0]:
-            push_cpu = statistics.median(r["push_cpu_us"] for r in results[name])
-            pull_cpu = statistics.median(r["pull_cpu_us"] for r in results[name])
-            cpu = f"   {push_cpu:.0f} us / {pull_cpu:.0f} us"
-        print(f"{labels[name]:34}{row['push']:>14,.0f}{row['pull']:>14,.0f}{cpu}")
+        print(
+            f"{labels[name]:30}{row['push']:>12,.0f}{row['pull']:>12,.0f}"
+            f"{cpu(name, 'cpu_us'):>17}{cpu(name, 'client_cpu_us'):>17}"
+        )
     if rounds > 1:
         print()
         for name in ("syncd", "pouchdb-server", "memory"):
@@ -416,6 +427,13 @@ def report(
             cells.append(f"{text} {ok}")
         goal = f">= {target}x" if fmt == "x" else f">= {target:.0%}"
         print(f"{label:34}{cells[0]:>14}{cells[1]:>14}{goal:>14}")
+    cells = []
+    for phase in ("push", "pull"):
+        theirs = statistics.median(r[f"{phase}_cpu_us"] for r in results["pouchdb-server"])
+        ours = statistics.median(r[f"{phase}_cpu_us"] for r in results["syncd"])
+        cells.append(f"{theirs / ours:.2f}x")
+    label = "server CPU/doc, PouchDB Server / syncd"
+    print(f"{label:38}{cells[0]:>10}{cells[1]:>14}   (informative: the server's own efficiency)")
     if args.syncd_env:
         print(f"  syncd environment: {' '.join(args.syncd_env)}")
     print()
@@ -488,15 +506,21 @@ def main(argv: list[str] | None = None) -> int:
                     last = results[name][-1]
                     print(
                         f"  push {last['push']:,.0f} docs/s, pull {last['pull']:,.0f} docs/s;"
-                        f" server CPU per doc: push {last['push_cpu_us']:.0f} us,"
-                        f" pull {last['pull_cpu_us']:.0f} us"
+                        f" CPU per doc, server: push {last['push_cpu_us']:.0f} us,"
+                        f" pull {last['pull_cpu_us']:.0f} us; client: push"
+                        f" {last['push_client_cpu_us']:.0f} us, pull {last['pull_client_cpu_us']:.0f} us"
                     )
         if "memory" in wanted:
             for r in range(args.rounds):
                 print(f"memory: round {r + 1} ...", flush=True)
                 out = node("memory", base, 2 * PHASE_TIMEOUT)
                 results["memory"].append(
-                    {"push": out["push"]["docs_per_s"], "pull": out["pull"]["docs_per_s"]}
+                    {
+                        "push": out["push"]["docs_per_s"],
+                        "pull": out["pull"]["docs_per_s"],
+                        "push_client_cpu_us": out["push"]["client_cpu_us"],
+                        "pull_client_cpu_us": out["pull"]["client_cpu_us"],
+                    }
                 )
                 last = results["memory"][-1]
                 print(f"  push {last['push']:,.0f} docs/s, pull {last['pull']:,.0f} docs/s")
