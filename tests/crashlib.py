@@ -713,3 +713,54 @@ def running(proc: SyncdProcess) -> Any:
         yield proc
     finally:
         proc.stop()
+
+
+# --- Prometheus text format ------------------------------------------------------------------
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]  # metric name, sorted labels
+
+
+def parse_metrics(text: str) -> dict[Sample, float]:
+    """Prometheus text format 0.0.4 -> {(name, labels): value}; rejects malformed lines."""
+    samples: dict[Sample, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert not line or line.startswith(("# HELP ", "# TYPE ")), line
+            continue
+        head, _, value = line.rpartition(" ")
+        name, brace, rest = head.partition("{")
+        labels: list[tuple[str, str]] = []
+        if brace:
+            assert rest.endswith("}"), line
+            for part in _split_labels(rest[:-1]):
+                key, eq, raw = part.partition("=")
+                assert eq and raw.startswith('"') and raw.endswith('"'), line
+                labels.append((key, raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")))
+        key_ = (name, tuple(sorted(labels)))
+        assert key_ not in samples, f"duplicate sample: {line}"
+        samples[key_] = float(value)
+    return samples
+
+
+def _split_labels(inner: str) -> list[str]:
+    parts, current, quoted, escaped = [], "", False, False
+    for char in inner:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    if current:
+        parts.append(current)
+    return parts
+
+
+def metric(samples: dict[Sample, float], name: str, **labels: str) -> float:
+    """One sample's value (0 when absent: counters and gauges not yet touched)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
