@@ -421,3 +421,20 @@ async def test_the_allowed_property_keys_come_from_the_settings(settings: Settin
         ).json()
     assert body["results"][0] == {"index": 0, "ok": True}
     assert "props.screen is not an allowed property" in body["results"][1]["reason"]
+
+
+# --- the ingestion limit ------------------------------------------------------------------
+
+
+async def test_ingestion_is_rate_limited_per_address(settings: Settings) -> None:
+    limited = dataclasses.replace(settings, analytics_rate_limit="2/minute", trust_proxy=True)
+    async with running(limited) as http:
+        first = {"X-Forwarded-For": "198.51.100.20"}
+        for _ in range(2):
+            assert (await send(http, [event()], headers=first)).status == 200
+        resp = await send(http, [event()], headers=first)
+        assert resp.status == 429
+        assert 0 < int(resp.headers["Retry-After"]) <= 60
+        second = {"X-Forwarded-For": "198.51.100.21"}
+        assert (await send(http, [event()], headers=second)).status == 200
+        assert rows(limited, "SELECT count(*) FROM analytics_events") == [(3,)]
