@@ -22,7 +22,14 @@ from syncd.replication.selector import SelectorError, compile_selector
 from syncd.services.changes import ChangesQuery
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
-from syncd.web.http import json_response, query_bool, query_int, query_json, read_json_object
+from syncd.web.http import (
+    CountedStreamResponse,
+    json_response,
+    query_bool,
+    query_int,
+    query_json,
+    read_json_object,
+)
 from syncd.web.keys import services
 from syncd.web.middlewares import REQUEST_ID
 
@@ -207,7 +214,7 @@ async def _normal(
 
 
 def _stream_response(request: web.Request, content_type: str) -> web.StreamResponse:
-    response = web.StreamResponse(
+    response = CountedStreamResponse(
         headers={
             "Content-Type": content_type,
             "Cache-Control": "must-revalidate, no-cache",

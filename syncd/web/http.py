@@ -89,3 +89,17 @@ def query_json(request: web.Request, name: str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request(f"Invalid JSON in query parameter {name}") from None
+
+
+class CountedStreamResponse(web.StreamResponse):
+    """A streamed response that counts the body bytes written (the access log's ``bytes``).
+
+    aiohttp's ``body_length`` of a streamed response counts what went on the wire, headers and
+    chunk framing included; the access log reports body bytes for every response alike.
+    """
+
+    body_bytes = 0
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await super().write(data)
+        self.body_bytes += memoryview(data).nbytes

@@ -57,9 +57,12 @@ def _from_http_error(exc: web.HTTPException) -> tuple[CouchError, dict[str, str]
     return CouchError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason), headers
 
 
-def _body_size(response: web.StreamResponse) -> int:
+def _body_size(request: web.Request, response: web.StreamResponse) -> int:
+    if request.method == "HEAD":
+        return 0  # the headers say how long the body would be; none is sent
     if response.prepared:
-        return response.body_length
+        counted = getattr(response, "body_bytes", None)  # CountedStreamResponse
+        return counted if isinstance(counted, int) else response.body_length
     body = getattr(response, "body", None)
     return len(body) if isinstance(body, bytes) else 0
 
@@ -78,7 +81,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         if not response.prepared:
             response.headers["X-Request-ID"] = request[REQUEST_ID]
             response.headers["X-Couch-Request-ID"] = request[REQUEST_ID]
-        size = _body_size(response)
+        size = _body_size(request, response)
         return response
     except asyncio.CancelledError:
         status = 499  # the client went away (nginx's code for it)

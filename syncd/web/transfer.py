@@ -13,7 +13,7 @@ from aiohttp import web
 from syncd.errors import CouchError
 from syncd.services.transfer import TransferService
 from syncd.web.databases import db_name
-from syncd.web.http import JSON_TYPE, json_response
+from syncd.web.http import JSON_TYPE, CountedStreamResponse, json_response
 from syncd.web.keys import services
 from syncd.web.middlewares import REQUEST_ID
 
@@ -34,7 +34,7 @@ async def export_packs(request: web.Request) -> web.StreamResponse:
     name = db_name(request)
     pack_id = request.query.get("pack")
     export = await _transfer(request).start_export(name, pack_id)
-    response = web.StreamResponse(
+    response = CountedStreamResponse(
         headers={
             "Content-Type": JSON_TYPE,
             "Content-Disposition": f'attachment; filename="{_filename(name, pack_id)}"',
