@@ -511,9 +511,24 @@ async def test_key_older_than_a_day_no_longer_replays(
     assert aged == 1
 
     again = await buy(anon_client, account, receipt, **key)
-    assert again.status == 201
+    # it ran again (a replay would be the stored 201): the revoked purchase is refused
+    assert again.status == 409
     assert "Idempotent-Replayed" not in again.headers
-    assert await skus(anon_client, account) == [SKU]  # it ran again
+    assert await skus(anon_client, account) == []
+
+
+async def test_a_revoked_purchase_cannot_be_replayed_to_restore_the_entitlement(
+    client: TestClient, anon_client: TestClient
+) -> None:
+    await premium_pack(client)
+    account = await sign_up(anon_client)
+    receipt = await mint(client)
+    assert (await buy(anon_client, account, receipt)).status == 201
+    await revoke(client, account)
+    again = await buy(anon_client, account, receipt)
+    assert again.status == 409
+    assert (await again.json())["reason"] == "This purchase was revoked."
+    assert await skus(anon_client, account) == []
 
 
 async def test_expired_key_may_be_used_for_another_request(

@@ -125,7 +125,9 @@ def check_event(raw: object, rules: AnalyticsRules, now: float) -> store.EventRo
         app_version,
         str(platform),
         orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode(),
-        now,
+        # Only the hour of arrival is kept: enough for retention, too coarse to match a
+        # proxy's access log to a person.
+        now - now % 3600,
     )
 
 

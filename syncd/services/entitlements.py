@@ -94,6 +94,8 @@ class EntitlementService:
             used = store.purchase_by_receipt(tx.conn, receipt_hash)
             if used is not None and used[1] != account_id:
                 raise CouchError(409, "conflict", "This receipt was used by another account.")
+            if used is not None and used[3]:
+                raise CouchError(409, "conflict", "This purchase was revoked.")
             if used is None:
                 store.insert_purchase(
                     tx.conn, purchase_id, account_id, sku, platform, receipt_hash, when
@@ -126,8 +128,11 @@ class EntitlementService:
     async def revoke(self, account_id: str, sku: str) -> None:
         """Admin: take an entitlement away."""
 
+        when = _now()
+
         def op(tx: WriteTx) -> None:
             if not store.revoke(tx.conn, account_id, sku):
                 raise not_found("No such entitlement.")
+            store.revoke_purchases(tx.conn, account_id, sku, when)
 
         await self.writer.submit(op)

@@ -257,12 +257,24 @@ def revoke(conn: sqlite3.Connection, account_id: str, sku: str) -> bool:
     return cur.rowcount == 1
 
 
-def purchase_by_receipt(conn: sqlite3.Connection, receipt_hash: str) -> tuple[str, str, str] | None:
-    """(purchase id, account id, sku) of a receipt already used."""
+def purchase_by_receipt(
+    conn: sqlite3.Connection, receipt_hash: str
+) -> tuple[str, str, str, bool] | None:
+    """(purchase id, account id, sku, revoked?) of a receipt already used."""
     row = conn.execute(
-        "SELECT id, account_id, sku FROM purchases WHERE receipt_hash = ?", (receipt_hash,)
+        "SELECT id, account_id, sku, revoked_at IS NOT NULL FROM purchases WHERE receipt_hash = ?",
+        (receipt_hash,),
     ).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+    return (row[0], row[1], row[2], bool(row[3])) if row else None
+
+
+def revoke_purchases(conn: sqlite3.Connection, account_id: str, sku: str, when: str) -> None:
+    """Mark an account's purchases of a sku revoked, so their receipts cannot be replayed."""
+    conn.execute(
+        "UPDATE purchases SET revoked_at = ? WHERE account_id = ? AND sku = ? "
+        "AND revoked_at IS NULL",
+        (when, account_id, sku),
+    )
 
 
 def insert_purchase(

@@ -188,7 +188,8 @@ CREATE TABLE purchases (
     sku          TEXT NOT NULL,
     platform     TEXT NOT NULL,
     receipt_hash TEXT NOT NULL UNIQUE,
-    created_at   TEXT NOT NULL
+    created_at   TEXT NOT NULL,
+    revoked_at   TEXT  -- set when an admin revokes the entitlement it granted
 ) WITHOUT ROWID;
 
 -- Replays of mutations sent with an Idempotency-Key header (kept 24 h).
