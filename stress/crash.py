@@ -64,11 +64,17 @@ async def _run(args: argparse.Namespace, workdir: Path) -> crashlib.Figures:
             writes_between_kills=tuple(args.writes),
             progress=lambda line: print(line, flush=True),
         )
+        print(figures.summary(), flush=True)
         if not args.no_pouchdb:
+            print("pouchdb: pull, write, kill, pull again", flush=True)
             crashlib.ensure_node_modules()
-            result = await crashlib.pouchdb_resumes_after_kill(proc, "crash", figures)
-            if (result["pull2_docs_read"], result["pull2_docs_written"]) != (25, 25):
-                figures.check_failures.append(f"pouchdb did not resume: {result}")
+            try:
+                result = await crashlib.pouchdb_resumes_after_kill(proc, "crash", figures)
+            except AssertionError as exc:
+                figures.check_failures.append(f"pouchdb step failed: {exc}")
+            else:
+                if (result["pull2_docs_read"], result["pull2_docs_written"]) != (25, 25):
+                    figures.check_failures.append(f"pouchdb did not resume: {result}")
         figures.seconds = time.monotonic() - started
         return figures
     finally:

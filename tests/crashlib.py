@@ -470,7 +470,12 @@ async def crash_scenario(
     if proc.proc is None or proc.proc.poll() is not None:
         await proc.astart()
     server = Server(proc.url)
-    async with aiohttp.ClientSession(headers=ADMIN_HEADERS, timeout=REQUEST_TIMEOUT) as admin:
+    # The controller's own session: a new connection per request (the server dies under it).
+    async with aiohttp.ClientSession(
+        headers=ADMIN_HEADERS,
+        timeout=REQUEST_TIMEOUT,
+        connector=aiohttp.TCPConnector(force_close=True),
+    ) as admin:
         async with admin.put(f"{proc.url}/{db}") as resp:
             assert resp.status in (201, 412), await resp.text()
         server.up.set()
@@ -604,6 +609,7 @@ class NodeSteps:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
+                limit=64 * 1024 * 1024,  # the last line lists every local document id
             )
         return cls(proc, stderr)
 
@@ -662,7 +668,11 @@ async def pouchdb_resumes_after_kill(
         assert (push2["docs_read"], push2["docs_written"]) == (3, 3), push2
         await script.send()
         pull1 = (await script.read("pull1"))["replication"]
-        async with aiohttp.ClientSession(headers=ADMIN_HEADERS, timeout=REQUEST_TIMEOUT) as s:
+        async with aiohttp.ClientSession(
+            headers=ADMIN_HEADERS,
+            timeout=REQUEST_TIMEOUT,
+            connector=aiohttp.TCPConnector(force_close=True),
+        ) as s:
             info = await get_json(s, f"{proc.url}/{db}")
             assert pull1["ok"] and pull1["docs_read"] == info["doc_count"], (pull1, info)
             docs = [{"_id": f"after-kill-{i:03d}", "n": i} for i in range(new_docs)]

@@ -42,7 +42,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_write(syncd: SyncdProces
         figures = await crash_scenario(syncd, kills=KILLS, seed=SEED)
     print("\n" + figures.summary())
     assert figures.kills == KILLS
-    assert figures.acked_revisions > 20 * KILLS
+    assert figures.acked_revisions >= 20 * KILLS
     assert figures.in_doubt_writes > 0, "no kill ever caught a write in flight"
     assert figures.lost == []
     assert figures.wrong_winner == []
