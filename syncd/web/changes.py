@@ -262,10 +262,11 @@ async def _longpoll(
     try:
         page = await changes_service.page(name, params.query, since, params.limit)
         response: web.StreamResponse | None = None
-        if not page.results:
-            changed, response = await _wait(request, name, page.last_seq, params, None, b"\n")
-            if changed:
-                page = await changes_service.page(name, params.query, page.last_seq, params.limit)
+        while not page.results:  # CouchDB: a change the filter rejects does not end the wait
+            changed, response = await _wait(request, name, page.last_seq, params, response, b"\n")
+            if not changed:
+                break
+            page = await changes_service.page(name, params.query, page.last_seq, params.limit)
         body = {"results": page.results, "last_seq": page.last_seq, "pending": page.pending}
         if response is None:
             return json_response(body)
