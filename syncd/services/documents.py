@@ -575,7 +575,11 @@ def _apply_writes(
                     results.append(WriteResult(doc_id, rev))
                     continue
                 tree = grafted
-            atts = _resolve_attachments(conn, db, doc_id, item, ancestors, rev)
+            # CouchDB resolves an edit's stubs against the parent revision alone (412 for a
+            # stub it lacks, even if an older revision has it); a replicated revision's
+            # against the nearest ancestor kept here.
+            stub_sources = ancestors[:1] if new_edits else ancestors
+            atts = _resolve_attachments(conn, db, doc_id, item, stub_sources, rev)
         except CouchError as exc:
             results.append(WriteResult(doc_id, error=exc))
             continue
