@@ -439,6 +439,17 @@ async def test_unsatisfiable_range_is_416(client: TestClient, db: str, header: s
     assert resp.headers["Content-Range"] == f"bytes */{len(TEXT)}"
 
 
+@pytest.mark.parametrize("header", ["items=0-3", "bytes=0-1,5-6", "bytes=a-b", "bytes 0-3"])
+async def test_range_of_another_unit_or_several_ranges_is_ignored(
+    client: TestClient, db: str, header: str
+):
+    await put_att(client, db, "doc/fox.txt", TEXT)
+    resp = await client.get(f"/{db}/doc/fox.txt", headers={"Range": header})
+    assert resp.status == 200
+    assert "Content-Range" not in resp.headers
+    assert await resp.read() == TEXT
+
+
 # storage: one body per digest, kept while a kept revision refers to it ---------------------------
 
 

@@ -37,8 +37,10 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers=headers)
     status = 200
     range_header = request.headers.get("Range")
-    if range_header and data:
-        match = _RANGE.match(range_header.strip())
+    match = _RANGE.match(range_header.strip()) if range_header else None
+    # Another unit or a list of ranges is ignored (RFC 9110 14.2, as CouchDB's mochiweb does):
+    # the whole body, 200. Only a single byte range that cannot be satisfied is a 416.
+    if match is not None and data:
         start, end = _byte_range(match, len(data))
         if start is None or end is None:
             raise CouchError(
