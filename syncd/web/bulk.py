@@ -12,7 +12,14 @@ from syncd.replication.documents import parse_doc, validate_rev
 from syncd.services.documents import AllDocsQuery, PreparedDoc, ReadOptions
 from syncd.web.auth import identity
 from syncd.web.databases import db_name
-from syncd.web.http import json_response, query_bool, query_int, query_json, read_json_object
+from syncd.web.http import (
+    MAX_INT,
+    json_response,
+    query_bool,
+    query_int,
+    query_json,
+    read_json_object,
+)
 from syncd.web.keys import services
 
 DESIGN_FORBIDDEN = "You are not a db or server admin."
@@ -123,8 +130,8 @@ def _all_docs_query(request: web.Request, body: dict[str, Any] | None) -> AllDoc
     for name in ("limit", "skip"):
         if body is not None and name in body:
             value = body[name]
-            if type(value) is not int or value < 0:
-                raise bad_request(f"`{name}` must be a non-negative integer")
+            if type(value) is not int or not 0 <= value <= MAX_INT:
+                raise bad_request(f"`{name}` must be a non-negative integer up to {MAX_INT}")
             setattr(q, name, value)
     return q
 

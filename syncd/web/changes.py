@@ -23,6 +23,7 @@ from syncd.services.changes import ChangesQuery
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
 from syncd.web.http import (
+    MAX_INT,
     CountedStreamResponse,
     json_response,
     query_bool,
@@ -35,7 +36,7 @@ from syncd.web.middlewares import REQUEST_ID
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource")
 DEFAULT_TIMEOUT_MS = 60_000
-_SEQ = re.compile(r"^(\d+)(?:-.*)?$")
+_SEQ = re.compile(r"^(\d{1,19})(?:-.*)?$")  # 19 digits at most: SQLite INTEGER range
 
 
 @dataclass(slots=True)
@@ -55,10 +56,10 @@ def _parse_since(raw: Any) -> int | None:
         return 0
     if raw == "now":
         return None
-    if type(raw) is int and raw >= 0:
+    if type(raw) is int and 0 <= raw <= MAX_INT:
         return raw
-    match = _SEQ.match(str(raw))
-    if match is None:
+    match = _SEQ.match(str(raw)) if type(raw) is not int else None
+    if match is None or int(match.group(1)) > MAX_INT:
         raise bad_request(f"Invalid since: {raw!r}; expected an integer or 'now'")
     return int(match.group(1))
 

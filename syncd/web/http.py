@@ -10,6 +10,30 @@ from aiohttp import web
 from syncd.errors import CouchError, bad_request
 
 JSON_TYPE = "application/json"
+# SQLite's INTEGER range: a larger limit, skip or seq would fail inside the query (500).
+MAX_INT = 2**63 - 1
+# orjson reads 1024 levels of nesting but writes at most 254, and a stored document goes back
+# out inside up to 5 more (``_bulk_get``); deeper input is refused with 400 instead of a 500.
+MAX_JSON_DEPTH = 128
+_ORJSON_MAX_DEPTH = 254
+
+
+def check_depth(data: Any, containers: int) -> None:
+    """400 for JSON nested more than ``MAX_JSON_DEPTH`` levels.
+
+    ``containers`` (the ``[`` and ``{`` bytes of the text) bounds the depth, so almost every
+    body is cleared without a look; otherwise orjson tries to write ``data`` wrapped in enough
+    lists that it fails exactly when ``data`` is too deep.
+    """
+    if containers <= MAX_JSON_DEPTH:
+        return
+    wrapped = data
+    for _ in range(_ORJSON_MAX_DEPTH - MAX_JSON_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        raise bad_request(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
 
 
 def json_response(
@@ -39,9 +63,11 @@ async def read_json(request: web.Request, *, lenient_type: bool = False) -> Any:
     if lenient_type and request.content_type.startswith("multipart/"):
         raise CouchError(415, "bad_content_type", "multipart documents are not supported")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request("invalid UTF-8 JSON") from None
+    check_depth(data, raw.count(b"[") + raw.count(b"{"))
+    return data
 
 
 async def read_json_object(request: web.Request, *, lenient_type: bool = False) -> dict[str, Any]:
@@ -77,6 +103,8 @@ def query_int(
         raise bad_request(f"Invalid value for {name}: {raw!r}, expected an integer") from None
     if value < minimum:
         raise bad_request(f"Invalid value for {name}: must be at least {minimum}")
+    if value > MAX_INT:
+        raise bad_request(f"Invalid value for {name}: must be at most {MAX_INT}")
     return value
 
 
@@ -86,9 +114,11 @@ def query_json(request: web.Request, name: str) -> Any:
     if raw is None:
         return None
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request(f"Invalid JSON in query parameter {name}") from None
+    check_depth(data, raw.count("[") + raw.count("{"))
+    return data
 
 
 class CountedStreamResponse(web.StreamResponse):

@@ -77,7 +77,7 @@ def _q(name: str, schema: Schema, description: str = "") -> Schema:
 
 
 BOOL = {"type": "string", "enum": ["true", "false"]}
-INT = {"type": "integer", "minimum": 0}
+INT = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # SQLite's INTEGER range
 DOC_READ = [
     _q("rev", {"type": "string"}),
     _q("revs", BOOL),
