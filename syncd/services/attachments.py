@@ -53,14 +53,20 @@ def etag_of(digest: str) -> str:
     return f'"{digest.removeprefix("md5-")}"'
 
 
+def check_name(name: str) -> str:
+    """400 for a name CouchDB refuses: empty, over ``MAX_NAME`` or starting with ``_``."""
+    if not name or len(name) > MAX_NAME or name.startswith("_"):
+        raise bad_request(f"Attachment name '{name}' is not allowed")
+    return name
+
+
 def decode(raw: dict[str, Any] | None) -> IncomingAttachments:
     """Check and decode a document's ``_attachments`` (400 for anything malformed)."""
     out = IncomingAttachments()
     if not raw:
         return out
     for name, att in raw.items():
-        if not name or len(name) > MAX_NAME or name.startswith("_"):
-            raise bad_request(f"Attachment name '{name}' is not allowed")
+        check_name(name)
         if not isinstance(att, dict):
             raise bad_request(f"Attachment {name} must be an object")
         content_type = att.get("content_type", "application/octet-stream")

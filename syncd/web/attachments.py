@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from syncd.errors import CouchError
-from syncd.services.attachments import etag_of
+from syncd.services.attachments import check_name, etag_of
 from syncd.web.databases import db_name
 from syncd.web.documents import doc_id, rev_from_request
 from syncd.web.http import json_response
@@ -17,7 +17,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _att_name(request: web.Request) -> str:
-    return request.match_info["attname"]
+    return check_name(request.match_info["attname"])
 
 
 async def get_attachment(request: web.Request) -> web.StreamResponse:

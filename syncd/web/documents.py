@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import orjson
 from aiohttp import web
@@ -18,8 +18,20 @@ from syncd.web.http import json_response, query_bool, query_json, read_json_obje
 from syncd.web.keys import services
 
 
+def _check_utf8_path(request: web.Request) -> None:
+    """400 for a path whose percent-escapes do not decode as UTF-8 (``/db/%FF``).
+
+    aiohttp leaves such escapes undecoded, so ``PUT /db/%FF`` would write the id ``"%FF"``.
+    """
+    try:
+        unquote_to_bytes(request.raw_path.partition("?")[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("Invalid UTF-8 in the URL path") from None
+
+
 def doc_id(request: web.Request) -> str:
     """The document id the path names (``_design/x`` for design documents)."""
+    _check_utf8_path(request)
     info = request.match_info
     if "ddoc" in info:
         return validate_doc_id("_design/" + info["ddoc"])
@@ -28,6 +40,7 @@ def doc_id(request: web.Request) -> str:
 
 def local_id(request: web.Request) -> str:
     """The ``_local/...`` id the path names."""
+    _check_utf8_path(request)
     return validate_doc_id("_local/" + request.match_info["localid"], allow_local=True)
 
 
