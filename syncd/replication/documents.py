@@ -15,6 +15,7 @@ from syncd.errors import CouchError
 from syncd.replication.revtree import parse_rev, path_from_revisions
 
 MAX_DOC_ID_BYTES = 1024
+MAX_GENERATION = 999_999_999  # parse_rev reads at most 9 digits: a larger one could never be named
 
 # Members CouchDB accepts on input; the read-only ones are ignored, any other "_x" is refused.
 _IGNORED_SPECIALS = frozenset({"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"})
@@ -84,11 +85,20 @@ def validate_rev(rev: object) -> str:
     return rev
 
 
+def validate_deleted(value: object) -> bool:
+    """``_deleted`` is a boolean; CouchDB refuses anything else as a bad special member."""
+    if not isinstance(value, bool):
+        raise CouchError(400, "doc_validation", "Bad special document member: _deleted")
+    return value
+
+
 def _parse_revisions(value: object, rev: str | None) -> list[str]:
     if not isinstance(value, dict):
         raise CouchError(400, "doc_validation", "_revisions must be an object")
     start, ids = value.get("start"), value.get("ids")
-    if type(start) is not int or start < 1 or not isinstance(ids, list) or not ids:
+    if type(start) is not int or not 1 <= start <= MAX_GENERATION:
+        raise CouchError(400, "doc_validation", "_revisions must have a positive start and ids")
+    if not isinstance(ids, list) or not ids:
         raise CouchError(400, "doc_validation", "_revisions must have a positive start and ids")
     if len(ids) > start or not all(
         isinstance(i, str) and i and "-" not in i and not _UNSAFE_IN_REV.search(i) for i in ids
@@ -116,7 +126,7 @@ def parse_doc(obj: object, doc_id: str | None = None) -> IncomingDoc:
         elif key == "_rev":
             rev = validate_rev(value)
         elif key == "_deleted":
-            deleted = value is True
+            deleted = validate_deleted(value)
         elif key == "_attachments":
             if not isinstance(value, dict):
                 raise CouchError(400, "doc_validation", "_attachments must be an object")

@@ -10,7 +10,13 @@ import orjson
 from aiohttp import web
 
 from syncd.errors import CouchError, bad_request, forbidden, not_found
-from syncd.replication.documents import IncomingDoc, parse_doc, validate_doc_id, validate_rev
+from syncd.replication.documents import (
+    IncomingDoc,
+    parse_doc,
+    validate_deleted,
+    validate_doc_id,
+    validate_rev,
+)
 from syncd.services.documents import ReadOptions
 from syncd.web.auth import identity
 from syncd.web.databases import db_name
@@ -195,7 +201,7 @@ async def put_local(request: web.Request) -> web.Response:
     body_rev = body.pop("_rev", None)
     rev = _local_rev(request, body_rev)
     body.pop("_id", None)
-    deleted = body.pop("_deleted", False) is True
+    deleted = validate_deleted(body.pop("_deleted", False))
     doc = IncomingDoc(the_id, rev, None, deleted, body, None)
     result = await services(request).documents.put_local(db_name(request), the_id, doc)
     return json_response(result, status=201, headers={"ETag": _etag(result["rev"])})
