@@ -539,7 +539,8 @@ def _local_rev_number(rev: str | None) -> int | None:
     if rev is None:
         return None
     prefix, _, number = rev.partition("-")
-    if prefix != "0" or not number.isdigit():
+    # ASCII digits only, and few of them: int() refuses "²" and numbers of 4300+ digits.
+    if prefix != "0" or not (number.isascii() and number.isdigit()) or len(number) > 19:
         raise bad_request("Invalid rev format")
     return int(number)
 

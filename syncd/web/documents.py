@@ -217,10 +217,9 @@ async def delete_local(request: web.Request) -> web.Response:
 
 
 def _local_rev(request: web.Request, body_rev: object) -> str | None:
+    if body_rev is not None and not isinstance(body_rev, str):
+        raise bad_request("Invalid rev format")  # before the set below: a list is unhashable
     given = {r for r in (request.query.get("rev"), body_rev) if r is not None}
     if len(given) > 1:
         raise bad_request("Document rev from request body and query string have different values")
-    rev = given.pop() if given else None
-    if rev is not None and not isinstance(rev, str):
-        raise bad_request("Invalid rev format")
-    return rev
+    return given.pop() if given else None
