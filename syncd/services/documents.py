@@ -313,7 +313,7 @@ class DocumentService:
                 one = ReadOptions(
                     revs=opts.revs,
                     latest=opts.latest,
-                    open_revs=[rev or row.rev],
+                    open_revs=[row.rev if rev is None else rev],  # "" is no rev, not the winner
                     attachments=opts.attachments,
                     atts_since=atts_since if isinstance(atts_since, list) else None,
                 )

@@ -122,7 +122,7 @@ def _all_docs_query(request: web.Request, body: dict[str, Any] | None) -> AllDoc
     if key is not None:
         q.start = q.end = key
         q.inclusive_end = True
-    keys = body.get("keys") if body is not None else query_json(request, "keys")
+    keys = body["keys"] if body is not None and "keys" in body else query_json(request, "keys")
     if keys is not None:
         if not isinstance(keys, list):
             raise bad_request("`keys` must be an array")
