@@ -163,8 +163,11 @@ async def changes(request: web.Request) -> web.StreamResponse:
     since = params.since
     if since is None:
         since = await changes_service.update_seq(name)
-    elif params.feed == "normal" or not params.query.descending:
-        await changes_service.update_seq(name)  # 404 for a missing database
+    elif params.feed in ("continuous", "eventsource") and not params.query.descending:
+        # 404 for a missing database before the stream starts. Normal and longpoll feeds get
+        # it from their first page read, before anything is sent: one read (a thread hop and
+        # its GIL handoffs) fewer per poll.
+        await changes_service.update_seq(name)
     if params.feed == "normal":
         return await _normal(request, name, params, since)
     if params.feed == "longpoll":
