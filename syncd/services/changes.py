@@ -118,16 +118,19 @@ class ChangesService:
         since: int,
         limit: int | None,
         before: int | None = None,
+        count_pending: bool = True,
     ) -> ChangesPage:
         """At most ``limit`` (default one page) matching changes after ``since``.
 
         Descending feeds page downwards: pass the previous page's ``last_seq`` as ``before``.
+        ``count_pending=False`` leaves ``pending`` at 0 instead of counting the changes after
+        the page (a count over the rest of the feed), for a caller that does not report it.
         """
 
         def read(conn: sqlite3.Connection) -> ChangesPage:
             conn.execute("BEGIN")  # one snapshot for the rows, update_seq and pending
             try:
-                return _read_page(conn, db_name, query, since, limit, before)
+                return _read_page(conn, db_name, query, since, limit, before, count_pending)
             finally:
                 conn.execute("COMMIT")
 
@@ -141,6 +144,7 @@ def _read_page(
     since: int,
     limit: int | None,
     before: int | None,
+    count_pending: bool = True,
 ) -> ChangesPage:
     db = require_db(conn, db_name)
     want = PAGE if limit is None else min(limit, PAGE)
@@ -176,7 +180,8 @@ def _read_page(
     assert cursor is not None
     if exhausted:
         return ChangesPage(results, max(cursor, db.update_seq), 0, True)
-    return ChangesPage(results, cursor, store.count_after(conn, db.id, cursor), False)
+    pending = store.count_after(conn, db.id, cursor) if count_pending else 0
+    return ChangesPage(results, cursor, pending, False)
 
 
 def _entry(

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from syncd.errors import CouchError, bad_request, not_found
 from syncd.replication.selector import SelectorError, compile_selector
-from syncd.services.changes import ChangesQuery
+from syncd.services.changes import PAGE, ChangesQuery
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
 from syncd.web.http import (
@@ -184,7 +184,9 @@ async def _normal(
 ) -> web.StreamResponse:
     """All changes after ``since`` (up to ``limit``), streamed page by page."""
     changes_service = services(request).changes
-    page = await changes_service.page(name, params.query, since, params.limit)
+    page = await changes_service.page(
+        name, params.query, since, params.limit, count_pending=_may_be_last(params.limit)
+    )
     if page.exhausted or (params.limit is not None and len(page.results) >= params.limit):
         return json_response(
             {"results": page.results, "last_seq": page.last_seq, "pending": page.pending}
@@ -210,11 +212,18 @@ async def _normal(
             since if descending else page.last_seq,
             remaining,
             before=page.last_seq if descending else None,
+            count_pending=_may_be_last(remaining),
         )
     tail = {"last_seq": page.last_seq, "pending": page.pending}
     await response.write(b"\n],\n" + orjson.dumps(tail)[1:-1] + b"}\n")
     await response.write_eof()
     return response
+
+
+def _may_be_last(limit: int | None) -> bool:
+    """Whether a page read with this limit can end a normal feed before its end, so that
+    its ``pending`` is reported (an exhausted page has none; other pages' are not sent)."""
+    return limit is not None and limit <= PAGE
 
 
 def _stream_response(request: web.Request, content_type: str) -> web.StreamResponse:
@@ -296,7 +305,9 @@ async def _stream(
         sent = 0
         while True:
             remaining = None if params.limit is None else params.limit - sent
-            page = await changes_service.page(name, params.query, since, remaining)
+            page = await changes_service.page(
+                name, params.query, since, remaining, count_pending=False
+            )
             for row in page.results:
                 if sse:
                     await response.write(
