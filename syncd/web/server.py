@@ -10,8 +10,8 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.errors import CouchError, bad_request
-from syncd.web.http import json_response, query_int
 from syncd.services.metrics import Labels
+from syncd.web.http import json_response, query_int
 from syncd.web.keys import METRICS, SETTINGS, services
 
 COUCHDB_VERSION = "3.3.3"  # the CouchDB API level we answer as
