@@ -429,6 +429,61 @@ async def test_longpoll_heartbeat_sends_newlines_while_waiting(client: TestClien
     assert body["results"] == [{"seq": 1, "id": "doc", "changes": [{"rev": rev}]}]
 
 
+async def test_longpoll_repolling_from_the_last_seq_waits_for_the_next_change(
+    client: TestClient, db: str, app
+):
+    hub = hub_of(app)
+    await put(client, db, "first", {})
+    first = await changes(client, db, feed="longpoll")
+    assert hub.latest.get(db) == first["last_seq"] == 1
+    feed = asyncio.create_task(
+        client.get(f"/{db}/_changes", params={"feed": "longpoll", "since": str(first["last_seq"])})
+    )
+    await until(lambda: hub.waiting == 1, "the re-poll to wait")
+    rev = await put(client, db, "second", {})
+    body = await (await asyncio.wait_for(feed, DEADLINE)).json()
+    assert body["results"] == [{"seq": 2, "id": "second", "changes": [{"rev": rev}]}]
+
+
+async def test_longpoll_on_a_database_deleted_while_waiting_is_404(
+    client: TestClient, db: str, app
+):
+    hub = hub_of(app)
+    feed = asyncio.create_task(
+        client.get(f"/{db}/_changes", params={"feed": "longpoll", "since": "now"})
+    )
+    await until(lambda: hub.waiting == 1, "the feed to wait")
+    assert (await client.delete(f"/{db}")).status == 200
+    resp = await asyncio.wait_for(feed, DEADLINE)
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "not_found"
+
+
+async def test_longpoll_with_heartbeats_ends_when_its_database_is_deleted(
+    client: TestClient, db: str, app
+):
+    hub = hub_of(app)
+    resp = await client.get(
+        f"/{db}/_changes", params={"feed": "longpoll", "since": "now", "heartbeat": "20"}
+    )
+    assert await read_line(resp) == b"\n"
+    await until(lambda: hub.waiting == 1, "the feed to wait")
+    assert (await client.delete(f"/{db}")).status == 200
+    rest = await asyncio.wait_for(resp.read(), DEADLINE)
+    assert orjson.loads(rest) == {"results": [], "last_seq": 0, "pending": 0}
+
+
+async def test_feed_of_a_recreated_database_starts_over(client: TestClient, db: str, app):
+    await seed(client, db)
+    assert hub_of(app).latest.get(db) == 5
+    assert (await client.delete(f"/{db}")).status == 200
+    assert (await client.put(f"/{db}")).status == 201
+    assert db not in hub_of(app).latest  # what was known of the old database is forgotten
+    rev = await put(client, db, "new", {})
+    body = await changes(client, db, feed="longpoll", since="0")
+    assert body["results"] == [{"seq": 1, "id": "new", "changes": [{"rev": rev}]}]
+
+
 # continuous and eventsource --------------------------------------------------------------------
 
 
@@ -594,6 +649,17 @@ async def test_longpoll_client_that_disconnects_before_headers_frees_its_waiter(
     with pytest.raises(asyncio.CancelledError):
         await request
     await until(lambda: hub.waiting == 0 and sum(hub.open_feeds.values()) == 0, "the waiter to go")
+
+
+async def test_continuous_feed_ends_when_its_database_is_deleted(client: TestClient, db: str, app):
+    hub = hub_of(app)
+    await put(client, db, "doc", {})
+    resp = await client.get(f"/{db}/_changes", params={"feed": "continuous", "since": "now"})
+    await until(lambda: hub.waiting == 1, "the feed to wait")
+    assert (await client.delete(f"/{db}")).status == 200
+    rest = await asyncio.wait_for(resp.read(), DEADLINE)
+    assert orjson.loads(rest) == {"last_seq": 1, "pending": 0}
+    await until(lambda: sum(hub.open_feeds.values()) == 0, "the feed to end")
 
 
 # a feed longer than one internal page ------------------------------------------------------------

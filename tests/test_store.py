@@ -396,3 +396,37 @@ def test_migration_files_are_numbered_without_gaps() -> None:
     versions = [step.version for step in available_migrations()]
     assert versions == list(range(1, len(versions) + 1))
     assert latest_version() == versions[-1]
+
+
+async def test_small_read_runs_on_the_event_loop_thread(store: Store) -> None:
+    writer, readers = store
+    await writer.submit(put_meta("k"))
+
+    def read(conn: sqlite3.Connection) -> tuple[list[str], int]:
+        return meta_keys(conn), threading.get_ident()
+
+    keys, thread = await readers.run_small(read)
+    assert "k" in keys
+    assert thread == threading.get_ident()
+
+
+async def test_small_read_goes_to_the_pool_when_sqlite_is_busy(store: Store) -> None:
+    writer, readers = store
+    await writer.submit(put_meta("k"))
+    threads: list[int] = []
+
+    def read(conn: sqlite3.Connection) -> list[str]:
+        threads.append(threading.get_ident())
+        if len(threads) == 1:  # what SQLite raises when a lock is held (busy_timeout is 0 here)
+            raise sqlite3.OperationalError("database is locked")
+        return meta_keys(conn)
+
+    assert "k" in await readers.run_small(read)
+    assert threads[0] == threading.get_ident()
+    assert threads[1] != threading.get_ident()
+
+
+async def test_small_read_errors_other_than_busy_reach_the_caller(store: Store) -> None:
+    _, readers = store
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await readers.run_small(lambda conn: conn.execute("SELECT * FROM nowhere").fetchall())

@@ -23,6 +23,8 @@ from syncd.store import documents as doc_store
 from syncd.store.sqlite import ReaderPool
 
 PAGE = 1000
+# A page read of at most this many changes (no bodies) runs on the event loop's connection.
+SMALL_READ_CHANGES = 50
 
 
 @dataclass(slots=True)
@@ -55,17 +57,41 @@ class ChangesHub:
     """Wakes feeds waiting on a database when the writer commits a change to it."""
 
     latest: dict[str, int] = field(default_factory=dict)
+    notified: int = 0  # commits notified so far
     _waiters: dict[str, set[asyncio.Future[None]]] = field(default_factory=dict)
     open_feeds: Counter[str] = field(default_factory=Counter)
     closing: bool = False
 
     def notify(self, changed: dict[str, int]) -> None:
-        """Writer commit listener: record the new seqs and wake every waiter of those dbs."""
+        """Writer commit listener: record the new seqs and wake every waiter of those dbs.
+
+        A negative seq means the database was deleted (or re-created): its seq is forgotten
+        and its waiters wake to find out.
+        """
+        self.notified += 1
         for db, seq in changed.items():
-            self.latest[db] = seq
+            if seq < 0:
+                self.latest.pop(db, None)
+            else:
+                self.latest[db] = seq
             for future in self._waiters.pop(db, ()):
                 if not future.done():
                     future.set_result(None)
+
+    def observe(self, db: str, seq: int, notified: int) -> None:
+        """A read that began when ``self.notified`` was ``notified`` saw ``db`` at ``seq``.
+
+        Remembered only if no commit was notified since the read began (one might have
+        changed or deleted ``db`` after the read's snapshot) and none is known for ``db``:
+        ``latest`` must never claim less than a committed seq, or a feed would miss it.
+        """
+        if notified == self.notified:
+            self.latest.setdefault(db, seq)
+
+    def nothing_after(self, db: str, since: int) -> bool:
+        """Whether ``db`` is known to have no change after ``since`` (no read needed)."""
+        latest = self.latest.get(db)
+        return latest is not None and since >= latest
 
     async def wait(self, db: str, since: int, timeout: float | None) -> bool:
         """Wait until ``db`` has a change after ``since``; False on timeout or shutdown."""
@@ -134,7 +160,26 @@ class ChangesService:
             finally:
                 conn.execute("COMMIT")
 
-        return await self.readers.run(read)
+        notified = self.hub.notified
+        if self._small(db_name, query, since, before):
+            page = await self.readers.run_small(read)
+        else:
+            page = await self.readers.run(read)
+        if page.exhausted and not query.descending:
+            self.hub.observe(db_name, page.last_seq, notified)
+        return page
+
+    def _small(self, db_name: str, query: ChangesQuery, since: int, before: int | None) -> bool:
+        """Whether a page read is bounded to a few short rows (a live feed catching up)."""
+        latest = self.hub.latest.get(db_name)
+        return (
+            latest is not None
+            and before is None
+            and not query.descending
+            and not query.include_docs
+            and query.selector is None
+            and 0 <= latest - since <= SMALL_READ_CHANGES
+        )
 
 
 def _read_page(

@@ -132,6 +132,7 @@ class DocumentService:
                     "file_exists",
                     "The database could not be created, the file already exists.",
                 )
+            tx.mark_changed(name, -1)  # a new database: feeds forget what they knew of the name
 
         await self.writer.submit(op)
         self._forget_sizes()
@@ -142,6 +143,7 @@ class DocumentService:
         def op(tx: WriteTx) -> None:
             db = require_db(tx.conn, name)
             store.delete_db(tx.conn, db.id)
+            tx.mark_changed(name, -1)  # its waiting feeds wake and find it gone
 
         await self.writer.submit(op)
         self._forget_sizes()

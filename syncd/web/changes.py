@@ -19,7 +19,7 @@ from aiohttp import web
 
 from syncd.errors import CouchError, bad_request, not_found
 from syncd.replication.selector import SelectorError, compile_selector
-from syncd.services.changes import PAGE, ChangesQuery
+from syncd.services.changes import PAGE, ChangesPage, ChangesQuery
 from syncd.services.documents import ReadOptions
 from syncd.web.databases import db_name
 from syncd.web.http import (
@@ -273,13 +273,22 @@ async def _longpoll(
     hub = changes_service.hub
     hub.open_feeds["longpoll"] += 1
     try:
-        page = await changes_service.page(name, params.query, since, params.limit)
+        if hub.nothing_after(name, since) and not params.query.descending:
+            # A live client re-polling from the last seq it got: nothing to read yet.
+            page = ChangesPage([], since, 0, True)
+        else:
+            page = await changes_service.page(name, params.query, since, params.limit)
         response: web.StreamResponse | None = None
         while not page.results:  # CouchDB: a change the filter rejects does not end the wait
             changed, response = await _wait(request, name, page.last_seq, params, response, b"\n")
             if not changed:
                 break
-            page = await changes_service.page(name, params.query, page.last_seq, params.limit)
+            try:
+                page = await changes_service.page(name, params.query, page.last_seq, params.limit)
+            except CouchError as exc:
+                if exc.status != 404 or response is None:
+                    raise  # not sent yet: the client gets the 404
+                break  # deleted while heartbeats were going out: end with no results
         body = {"results": page.results, "last_seq": page.last_seq, "pending": page.pending}
         if response is None:
             return json_response(body)
@@ -305,9 +314,14 @@ async def _stream(
         sent = 0
         while True:
             remaining = None if params.limit is None else params.limit - sent
-            page = await changes_service.page(
-                name, params.query, since, remaining, count_pending=False
-            )
+            try:
+                page = await changes_service.page(
+                    name, params.query, since, remaining, count_pending=False
+                )
+            except CouchError as exc:
+                if exc.status != 404:
+                    raise
+                break  # the database was deleted while the feed ran: end the feed
             for row in page.results:
                 if sse:
                     await response.write(

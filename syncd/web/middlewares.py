@@ -8,10 +8,11 @@ exceptions (logged, answered 500 without details).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -29,6 +30,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _RESERVED_DB_PATH = re.compile(r"^/(_[^/]*)/?$")
+# Request ids: a random prefix per process and a counter, unique across restarts and workers
+# and ~10x cheaper than uuid4 (which reads the kernel's randomness for every request).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits (like a uuid4's), 16 for the process, 16 counting."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def _error_response(
@@ -71,7 +81,7 @@ def _body_size(request: web.Request, response: web.StreamResponse) -> int:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Accept a sane ``X-Request-ID`` or make one; echo it on the response."""
     given = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID] = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = given if _SANE_REQUEST_ID.match(given) else new_request_id()
     started = time.perf_counter()
     status = 500
     size = 0

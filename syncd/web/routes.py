@@ -8,7 +8,7 @@ check, so a route cannot exist without a rule. The authorization-matrix test rea
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -30,6 +30,7 @@ from syncd.web import (
 )
 from syncd.web import transfer as transfer_web
 from syncd.web.keys import RATE_LIMITS, services
+from syncd.web.shape_index import ShapeIndex
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -288,6 +289,7 @@ def _guarded(route: Route, handler: Handler) -> Handler:
 def add_routes(app: web.Application, settings: Settings) -> None:
     """Register ``ROUTES`` on ``app``, each behind its access rule (GET answers HEAD too)."""
     limits = app[RATE_LIMITS]
+    entries: list[tuple[Route, Handler]] = []
     for route in ROUTES:
         handler = route.handler
         if route.rate_limited:
@@ -298,8 +300,23 @@ def add_routes(app: web.Application, settings: Settings) -> None:
             handler = limits.per_account(route.name, settings.report_rate_limit, handler)
         elif route.limit == "analytics":
             handler = limits.per_address(route.name, settings.analytics_rate_limit, handler)
-        handler = _guarded(route, handler)
-        if route.method == "GET":
-            app.router.add_get(route.path, handler, name=route.name)
+        entries.append((route, _guarded(route, handler)))
+    mount(app.router, entries)
+
+
+def mount(router: web.UrlDispatcher, entries: Iterable[tuple[Route, Handler]]) -> None:
+    """Add each route with its handler, in order; the ``/{db}...`` ones go in a ShapeIndex.
+
+    They all share aiohttp's index bucket for paths starting with a variable, where aiohttp
+    would try them one by one; ``ShapeIndex`` tries only those whose shape fits the path.
+    """
+    by_shape = ShapeIndex(DB)
+    for route, handler in entries:
+        if route.path.startswith("/{"):
+            resource = by_shape.add_resource(route.path, name=route.name)
         else:
-            app.router.add_route(route.method, route.path, handler, name=route.name)
+            resource = router.add_resource(route.path, name=route.name)
+        if route.method == "GET":
+            resource.add_route("HEAD", handler)
+        resource.add_route(route.method, handler)
+    router.register_resource(by_shape)
