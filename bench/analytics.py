@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the syncd package of this checkout (for the same rows)
+
+from common import ThreadTimes, own_cpu, thread_times  # noqa: E402  (bench/common.py)
 
 from syncd.services.analytics import (  # noqa: E402
     DEFAULT_EVENTS,
@@ -306,14 +309,28 @@ def summarize_profile(profile: Path) -> None:
     print(done.stdout or done.stderr)
 
 
+@dataclass(frozen=True)
+class IngestRun:
+    """One HTTP ingestion: wall-clock seconds, syncd's CPU (all threads), the client's CPU."""
+
+    seconds: float
+    cpu: float
+    threads: ThreadTimes
+    client_cpu: float
+
+
 def ingest_round(
     workdir: Path, bodies: list[bytes], clients: int, profile: Path | None, root: Path
-) -> tuple[float, float]:
-    """A fresh syncd takes every batch: (wall-clock seconds, syncd CPU seconds)."""
+) -> IngestRun:
+    """A fresh syncd takes every batch."""
     with syncd(workdir, root) as (url, proc):
         with py_spy(profile, proc.pid):
             cpu = cpu_seconds(proc.pid)
+            threads = thread_times(proc.pid)
+            client = own_cpu()
             seconds = asyncio.run(send_all(url, bodies, clients))
+            client = own_cpu() - client
+            threads = thread_times(proc.pid) - threads
             cpu = cpu_seconds(proc.pid) - cpu
         db = workdir / "data" / "syncd.sqlite3"
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
@@ -321,7 +338,7 @@ def ingest_round(
     expected = len(bodies) * BATCH
     if stored != expected:
         raise BenchError(f"syncd holds {stored} events, not {expected}")
-    return seconds, cpu
+    return IngestRun(seconds, cpu, threads, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = stored_rows(events)
     profile = args.py_spy / "analytics-ingest.txt" if args.py_spy else None
 
-    syncd_runs: list[tuple[float, float]] = []
+    syncd_runs: list[IngestRun] = []
     plain_runs: list[float] = []
     for n in range(args.rounds):  # alternating, so a change in the machine's load hits both
         with tempfile.TemporaryDirectory(prefix="syncd-bench-analytics-") as tmp:
@@ -359,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             plain_runs.append(plain_sqlite(workdir / "plain.sqlite3", rows))
 
-    seconds = statistics.median(s for s, _ in syncd_runs)
-    cpu = statistics.median(c for _, c in syncd_runs)
+    seconds = statistics.median(r.seconds for r in syncd_runs)
+    cpu = statistics.median(r.cpu for r in syncd_runs)
     plain = statistics.median(plain_runs)
     syncd_rate = args.events / seconds
     plain_rate = args.events / plain
@@ -373,12 +390,30 @@ def main(argv: list[str] | None = None) -> int:
         f"analytics ingestion: {args.events:,} events in batches of {BATCH}, median of {args.rounds}"
     )
     label = f"syncd over HTTP, {args.clients} clients:"
-    print(f"  {label:<38}{syncd_rate:>9,.0f} events/s  (runs: {rates([s for s, _ in syncd_runs])})")
+    print(
+        f"  {label:<38}{syncd_rate:>9,.0f} events/s  (runs: {rates([r.seconds for r in syncd_runs])})"
+    )
     label = "plain SQLite, 100 rows/transaction:"
     print(f"  {label:<38}{plain_rate:>9,.0f} events/s  (runs: {rates(plain_runs)})")
     verdict = "meets" if ratio >= TARGET else "MISSES"
     print(f"  ratio syncd / plain SQLite: {ratio:.2f} ({verdict} the target of {TARGET})")
     print(f"  syncd CPU: {cpu / args.events * 1e6:.1f} us per event")
+
+    def per_event(values: Iterator[float]) -> str:
+        return f"{statistics.median(values) / args.events * 1e6:.1f}"
+
+    batches = args.events // BATCH
+    switches = statistics.median(
+        (r.threads.main_switches + r.threads.other_switches) / batches for r in syncd_runs
+    )
+    print(
+        f"    event loop thread {per_event(r.threads.main_cpu for r in syncd_runs)} us, "
+        f"other threads (SQLite) {per_event(r.threads.other_cpu for r in syncd_runs)} us; "
+        f"{switches:.1f} voluntary context switches per batch"
+    )
+    print(
+        f"  client CPU (this process): {per_event(r.client_cpu for r in syncd_runs)} us per event"
+    )
     if args.syncd_root.resolve() != ROOT:
         print(f"  syncd package from: {args.syncd_root}")
     print("machine:")
