@@ -445,6 +445,34 @@ async def test_longpoll_repolling_from_the_last_seq_waits_for_the_next_change(
     assert body["results"] == [{"seq": 2, "id": "second", "changes": [{"rev": rev}]}]
 
 
+async def test_feeds_woken_by_one_commit_get_the_same_answer(client: TestClient, db: str, app):
+    hub = hub_of(app)
+    await put(client, db, "first", {})
+    polls = [
+        asyncio.create_task(
+            client.get(f"/{db}/_changes", params={"feed": "longpoll", "since": "1"})
+        )
+        for _ in range(3)
+    ]
+    await until(lambda: hub.waiting == 3, "three feeds to wait")
+    rev = await put(client, db, "second", {})
+    bodies = [await (await asyncio.wait_for(p, DEADLINE)).json() for p in polls]
+    expected = {
+        "results": [{"seq": 2, "id": "second", "changes": [{"rev": rev}]}],
+        "last_seq": 2,
+        "pending": 0,
+    }
+    assert bodies == [expected] * 3
+
+
+async def test_a_read_after_the_next_commit_sees_that_commit(client: TestClient, db: str):
+    await put(client, db, "first", {})
+    await put(client, db, "second", {})
+    assert ids(await changes(client, db, feed="longpoll", since="1")) == ["second"]
+    await put(client, db, "third", {})
+    assert ids(await changes(client, db, feed="longpoll", since="1")) == ["second", "third"]
+
+
 async def test_longpoll_on_a_database_deleted_while_waiting_is_404(
     client: TestClient, db: str, app
 ):

@@ -25,6 +25,7 @@ from syncd.store.sqlite import ReaderPool
 PAGE = 1000
 # A page read of at most this many changes (no bodies) runs on the event loop's connection.
 SMALL_READ_CHANGES = 50
+SHARED_PAGES = 10_000  # databases whose last small page is kept for feeds woken together
 
 
 @dataclass(slots=True)
@@ -57,8 +58,8 @@ class ChangesHub:
     """Wakes feeds waiting on a database when the writer commits a change to it."""
 
     latest: dict[str, int] = field(default_factory=dict)
-    notified: int = 0  # commits notified so far
-    _waiters: dict[str, set[asyncio.Future[None]]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)  # notifications per database
+    _waiters: dict[str, set[asyncio.Future[bool]]] = field(default_factory=dict)
     open_feeds: Counter[str] = field(default_factory=Counter)
     closing: bool = False
 
@@ -68,24 +69,29 @@ class ChangesHub:
         A negative seq means the database was deleted (or re-created): its seq is forgotten
         and its waiters wake to find out.
         """
-        self.notified += 1
         for db, seq in changed.items():
+            self.versions[db] = self.versions.get(db, 0) + 1
             if seq < 0:
                 self.latest.pop(db, None)
             else:
                 self.latest[db] = seq
             for future in self._waiters.pop(db, ()):
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(True)
 
-    def observe(self, db: str, seq: int, notified: int) -> None:
-        """A read that began when ``self.notified`` was ``notified`` saw ``db`` at ``seq``.
+    def version(self, db: str) -> int:
+        """How many commits to ``db`` were notified: a read's result for ``db`` is current
+        as long as this has not moved since the read began."""
+        return self.versions.get(db, 0)
 
-        Remembered only if no commit was notified since the read began (one might have
-        changed or deleted ``db`` after the read's snapshot) and none is known for ``db``:
-        ``latest`` must never claim less than a committed seq, or a feed would miss it.
+    def observe(self, db: str, seq: int, version: int) -> None:
+        """A read that began at ``version`` of ``db`` saw it at ``seq``.
+
+        Remembered only if no commit to ``db`` was notified since the read began (it might
+        have changed or deleted ``db`` after the read's snapshot) and no seq is known for
+        it: ``latest`` must never claim less than a committed seq, or a feed would miss it.
         """
-        if notified == self.notified:
+        if version == self.version(db):
             self.latest.setdefault(db, seq)
 
     def nothing_after(self, db: str, since: int) -> bool:
@@ -99,18 +105,22 @@ class ChangesHub:
             return True
         if self.closing:
             return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         waiters = self._waiters.setdefault(db, set())
         waiters.add(future)
+        # A bare timer rather than asyncio.wait_for: a thousand live feeds re-wait after
+        # every change, and wait_for's extra future and callbacks showed in the profile.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, future)
         try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            return False
+            woken = await future
         finally:
+            if timer is not None:
+                timer.cancel()
             waiters.discard(future)
             if not waiters and self._waiters.get(db) is waiters:
                 del self._waiters[db]
-        return not self.closing
+        return woken and not self.closing
 
     @property
     def waiting(self) -> int:
@@ -123,7 +133,12 @@ class ChangesHub:
         for waiters in list(self._waiters.values()):
             for future in waiters:
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(False)
+
+
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
 
 
 @dataclass
@@ -132,6 +147,10 @@ class ChangesService:
 
     readers: ReaderPool
     hub: ChangesHub
+    # db -> (hub version of the db when read, what was asked, the page): the last small page
+    _shared: dict[str, tuple[int, tuple[object, ...], ChangesPage]] = field(
+        default_factory=dict, repr=False
+    )
 
     async def update_seq(self, db_name: str) -> int:
         """The database's current update_seq (404 if it does not exist)."""
@@ -160,13 +179,24 @@ class ChangesService:
             finally:
                 conn.execute("COMMIT")
 
-        notified = self.hub.notified
-        if self._small(db_name, query, since, before):
+        version = self.hub.version(db_name)
+        small = self._small(db_name, query, since, before)
+        if small:
+            # Feeds woken by the same commit re-read the same page (PouchDB clients of one
+            # database re-poll from the same seq): the first read serves them all until the
+            # next commit to that database.
+            key = (since, limit, count_pending, query.all_docs_style, query.conflicts)
+            shared = self._shared.get(db_name)
+            if shared is not None and shared[0] == version and shared[1] == key:
+                return shared[2]
             page = await self.readers.run_small(read)
+            if len(self._shared) >= SHARED_PAGES:
+                self._shared.clear()  # a bound; an entry only matters for a moment anyway
+            self._shared[db_name] = (version, key, page)
         else:
             page = await self.readers.run(read)
         if page.exhausted and not query.descending:
-            self.hub.observe(db_name, page.last_seq, notified)
+            self.hub.observe(db_name, page.last_seq, version)
         return page
 
     def _small(self, db_name: str, query: ChangesQuery, since: int, before: int | None) -> bool:
@@ -178,6 +208,8 @@ class ChangesService:
             and not query.descending
             and not query.include_docs
             and query.selector is None
+            and query.doc_ids is None
+            and not query.design_only
             and 0 <= latest - since <= SMALL_READ_CHANGES
         )
 

@@ -188,9 +188,9 @@ class Writer:
         self.stats.last_commit_seconds = time.perf_counter() - started
         for observer in self._observers:
             observer(len(batch), self.stats.last_commit_seconds)
-        if changed:
-            for listener in self._listeners:
-                listener(changed)
+        # The writers' futures first: their callbacks then run before those of the feeds
+        # this commit wakes, so a write is acknowledged before the (possibly many) feeds
+        # that show it are served, not after them.
         for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
             if future.done():  # the caller went away
                 continue
@@ -198,6 +198,9 @@ class Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        if changed:
+            for listener in self._listeners:
+                listener(changed)
 
 
 def _run_batch(

@@ -120,25 +120,19 @@ class ShapeIndex(AbstractResource):
         count = len(segments)
         # The key: the segment count (capped past the longest shape) and, at each position
         # where some shape has a literal, the segment if it is one of those literals.
-        key: tuple[object, ...] = (
-            min(count, len(self._literals) + 1),
-            *(
-                segments[i] if i < count and segments[i] in self._literals[i] else None
-                for i in self._literal_positions
-            ),
-        )
-        found = self._candidates.get(key)
+        key: list[object] = [min(count, len(self._literals) + 1)]
+        for index in self._literal_positions:
+            segment = segments[index] if index < count else None
+            key.append(segment if segment in self._literals[index] else None)
+        frozen = tuple(key)
+        found = self._candidates.get(frozen)
         if found is None:
             literals: list[str | None] = [None] * len(self._literals)
-            for i in self._literal_positions:
-                if i < count and segments[i] in self._literals[i]:
-                    literals[i] = segments[i]
-            found = tuple(
-                r
-                for r, shape in self._resources
-                if shape.fits(min(count, len(literals) + 1), literals)
-            )
-            self._candidates[key] = found
+            for index, known in zip(self._literal_positions, key[1:], strict=True):
+                literals[index] = known if isinstance(known, str) else None
+            length = min(count, len(literals) + 1)
+            found = tuple(r for r, shape in self._resources if shape.fits(length, literals))
+            self._candidates[frozen] = found
         return found
 
     async def resolve(self, request: web.Request) -> tuple[UrlMappingMatchInfo | None, set[str]]:
