@@ -53,11 +53,9 @@ def full_check(ts: object, now: float) -> tuple[str, str] | str:
 
 def checked(ts: object, now: float) -> tuple[str, str] | str:
     """(stored ts, day) as ingestion makes them, or its reason for refusing."""
-    checker = EventChecker(RULES)
-    try:
-        values = checker.row(event(ts=ts), now, checker.window(now), received_hour(now))
-    except EventError as exc:
-        return str(exc)
+    values, errors = EventChecker(RULES).check([event(ts=ts)], now)
+    if errors:
+        return errors[0][1]
     return values[1], values[2]
 
 
@@ -121,14 +119,20 @@ def test_a_window_serves_every_now_of_its_second() -> None:
     window = checker.window(second + 0.1)
     assert checker.window(second + 0.9) is window
     for now in (second + 0.0, second + 0.5, second + 0.999):
-        for ts in ts_cases(now):
-            expected = full_check(ts, now)
-            try:
-                values = checker.row(event(ts=ts), now, window, received_hour(now))
-            except EventError as exc:
-                assert str(exc) == expected, ts
+        cases = ts_cases(now)
+        values, errors = checker.check([event(ts=ts) for ts in cases], now)
+        assert checker.window(now) is window
+        refused = dict(errors)
+        width = len(store.EVENT_COLUMNS)
+        at = 0
+        for index, ts in enumerate(cases):
+            if index in refused:
+                assert refused[index] == full_check(ts, now), ts
             else:
-                assert (values[1], values[2]) == expected, ts
+                assert (values[at + 1], values[at + 2]) == full_check(ts, now), ts
+                assert values[at + 7] == received_hour(now)
+                at += width
+        assert at == len(values)
 
 
 def test_check_event_gives_the_stored_row() -> None:

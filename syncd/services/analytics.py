@@ -160,64 +160,83 @@ class EventChecker:
             self._window = _Window(second)
         return self._window
 
-    def row(self, raw: object, now: float, window: _Window, received_at: float) -> tuple[Any, ...]:
-        """One event as the values stored (store.EVENT_COLUMNS), or EventError saying why not.
+    def check(self, events: list[Any], now: float) -> tuple[list[Any], list[tuple[int, str]]]:
+        """The values stored for the valid events (one after the other, in the order of
+        store.EVENT_COLUMNS) and (index, reason) for the others.
 
-        The checks run in a fixed order and the first that fails gives the reason.
+        Each event's checks run in a fixed order and the first that fails gives the reason.
+        One loop over the batch with what it needs in locals: this runs for every event.
         """
-        if not isinstance(raw, dict):
-            raise EventError("an event must be an object")
-        if not raw.keys() <= _FIELDS:
-            extra = set(raw) - _FIELDS
-            raise EventError(f"unknown fields: {', '.join(sorted(extra))}")
-        get = raw.get
-        name = get("name")
-        if not isinstance(name, str) or name not in self.rules.event_names:  # a list: unhashable
-            raise EventError("name is not an allowed event name")
-        ts = get("ts")
-        if (
-            type(ts) is str
-            and len(ts) == 24
-            and window.low < ts < window.high
-            and ts[:10] in window.days
-            and _TS_TIME.fullmatch(ts, 10)
-        ):
-            day = ts[:10]
-            ts = ts[:23] + "+00:00"
-        else:
-            moment = _timestamp(ts, now)
-            ts = moment.isoformat(timespec="milliseconds")
-            day = ts[:10]
-        install_id = get("install_id")
-        if not isinstance(install_id, str) or (
-            install_id not in self._install_ids and not self._valid_install_id(install_id)
-        ):
-            raise EventError("install_id must be 8-64 letters, digits, '-' or '_'")
-        app_version = get("app_version")
-        if not isinstance(app_version, str) or (
-            app_version not in self._app_versions and not self._valid_app_version(app_version)
-        ):
-            raise EventError("app_version must be 1-32 characters of a version string")
-        platform = get("platform")
-        if platform not in PLATFORMS:
-            raise EventError(f"platform must be one of {', '.join(PLATFORMS)}")
-        props = get("props", _EMPTY_PROPS)
-        if not isinstance(props, dict) or len(props) > MAX_PROPS:
-            raise EventError(f"props must be an object of at most {MAX_PROPS} keys")
-        if props:
-            prop_keys = self.rules.prop_keys
-            for key, value in props.items():
-                if key not in prop_keys:
-                    raise EventError(f"props.{key} is not an allowed property")
-                if isinstance(value, str):
-                    if len(value) > MAX_PROP_TEXT:
-                        raise EventError(f"props.{key} must be at most {MAX_PROP_TEXT} characters")
-                elif isinstance(value, (dict, list)):
-                    raise EventError(f"props.{key} must be a string, number, boolean or null")
-            text = orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode()
-        else:
-            text = "{}"
-        return (name, ts, day, install_id, app_version, platform, text, received_at)
+        window = self.window(now)
+        low, high, days = window.low, window.high, window.days
+        names = self.rules.event_names
+        prop_keys = self.rules.prop_keys
+        install_ids = self._install_ids
+        app_versions = self._app_versions
+        received_at = received_hour(now)
+        values: list[Any] = []
+        errors: list[tuple[int, str]] = []
+        for index, raw in enumerate(events):
+            try:
+                if not isinstance(raw, dict):
+                    raise EventError("an event must be an object")
+                if not raw.keys() <= _FIELDS:
+                    extra = set(raw) - _FIELDS
+                    raise EventError(f"unknown fields: {', '.join(sorted(extra))}")
+                get = raw.get
+                name = get("name")
+                if not isinstance(name, str) or name not in names:  # a list is unhashable
+                    raise EventError("name is not an allowed event name")
+                ts = get("ts")
+                if (
+                    type(ts) is str
+                    and len(ts) == 24
+                    and low < ts < high
+                    and ts[:10] in days
+                    and _TS_TIME.fullmatch(ts, 10)
+                ):
+                    day = ts[:10]
+                    ts = ts[:23] + "+00:00"
+                else:
+                    ts = _timestamp(ts, now).isoformat(timespec="milliseconds")
+                    day = ts[:10]
+                install_id = get("install_id")
+                if not isinstance(install_id, str) or (
+                    install_id not in install_ids and not self._valid_install_id(install_id)
+                ):
+                    raise EventError("install_id must be 8-64 letters, digits, '-' or '_'")
+                app_version = get("app_version")
+                if not isinstance(app_version, str) or (
+                    app_version not in app_versions and not self._valid_app_version(app_version)
+                ):
+                    raise EventError("app_version must be 1-32 characters of a version string")
+                platform = get("platform")
+                if platform not in PLATFORMS:
+                    raise EventError(f"platform must be one of {', '.join(PLATFORMS)}")
+                props = get("props", _EMPTY_PROPS)
+                if not isinstance(props, dict) or len(props) > MAX_PROPS:
+                    raise EventError(f"props must be an object of at most {MAX_PROPS} keys")
+                if props:
+                    for key, value in props.items():
+                        if key not in prop_keys:
+                            raise EventError(f"props.{key} is not an allowed property")
+                        if isinstance(value, str):
+                            if len(value) > MAX_PROP_TEXT:
+                                raise EventError(
+                                    f"props.{key} must be at most {MAX_PROP_TEXT} characters"
+                                )
+                        elif isinstance(value, (dict, list)):
+                            raise EventError(
+                                f"props.{key} must be a string, number, boolean or null"
+                            )
+                    text = orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode()
+                else:
+                    text = "{}"
+            except EventError as exc:
+                errors.append((index, str(exc)))
+            else:
+                values += (name, ts, day, install_id, app_version, platform, text, received_at)
+        return values, errors
 
 
 def received_hour(now: float) -> float:
@@ -235,8 +254,10 @@ def _checker(rules: AnalyticsRules) -> EventChecker:
 
 def check_event(raw: object, rules: AnalyticsRules, now: float) -> store.EventRow:
     """One event, validated and stripped to what is stored (EventError says why not)."""
-    checker = _checker(rules)
-    return store.EventRow(*checker.row(raw, now, checker.window(now), received_hour(now)))
+    values, errors = _checker(rules).check([raw], now)
+    if errors:
+        raise EventError(errors[0][1])
+    return store.EventRow(*values)
 
 
 def _day(value: str | None, name: str, default: date) -> str:
@@ -249,7 +270,7 @@ def _day(value: str | None, name: str, default: date) -> str:
 
 
 # Every ``{"index": i, "ok": true}`` of a results list (never changed: serialised as they are).
-_OK = tuple({"index": index, "ok": True} for index in range(MAX_EVENTS))
+_OK: tuple[dict[str, Any], ...] = tuple({"index": index, "ok": True} for index in range(MAX_EVENTS))
 # At most this many events go to the writer in one op (see _Pending).
 MAX_PENDING = 20 * MAX_EVENTS
 
@@ -311,35 +332,33 @@ class AnalyticsService:
         self._checker = EventChecker(self.rules)
 
     async def ingest(self, body: object) -> dict[str, Any]:
-        """Accept or reject each event of a batch on its own; store the accepted ones."""
+        """Accept or reject each event of a batch on its own; store the accepted ones.
+
+        The caller should hold no reference to ``body`` while this runs: the parsed events are
+        let go before the wait for the commit, so the cyclic GC does not walk them meanwhile.
+        """
+        values, answer = self._check_batch(body)
+        del body
+        if values:
+            await self._store(values, answer["accepted"])
+        return answer
+
+    def _check_batch(self, body: object) -> tuple[list[Any], dict[str, Any]]:
+        """The accepted events' values (one after the other, in column order) and the answer."""
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise bad_request('A batch is {"events": [...]}')
         events = body["events"]
         if len(events) > MAX_EVENTS:
             raise CouchError(413, "too_large", f"A batch holds at most {MAX_EVENTS} events")
-        now = time.time()
-        row = self._checker.row
-        window = self._checker.window(now)
-        received_at = received_hour(now)
-        values: list[Any] = []  # the accepted events' values, one after the other
-        results: list[dict[str, Any]] | None = None  # None while every event is accepted
-        for index, raw in enumerate(events):
-            try:
-                values += row(raw, now, window, received_at)
-            except EventError as exc:
-                if results is None:
-                    results = list(_OK[:index])
-                results.append({"index": index, "error": "invalid_event", "reason": str(exc)})
-            else:
-                if results is not None:
-                    results.append(_OK[index])
+        values, errors = self._checker.check(events, time.time())
+        results: list[dict[str, Any]] = list(_OK[: len(events)])
+        for index, reason in errors:
+            results[index] = {"index": index, "error": "invalid_event", "reason": reason}
         count = len(values) // len(store.EVENT_COLUMNS)
-        if count:
-            await self._store(values, count)
-        return {
+        return values, {
             "accepted": count,
             "rejected": len(events) - count,
-            "results": list(_OK[: len(events)]) if results is None else results,
+            "results": results,
         }
 
     async def _store(self, values: list[Any], count: int) -> None:

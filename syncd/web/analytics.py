@@ -22,7 +22,9 @@ async def ingest(request: web.Request) -> web.Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request("invalid UTF-8 JSON") from None
-    return json_response(await services(request).analytics.ingest(body))
+    answer = services(request).analytics.ingest(body)
+    del body  # the service lets the parsed events go before it waits for the commit
+    return json_response(await answer)
 
 
 async def _read_body(request: web.Request) -> bytes:
