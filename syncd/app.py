@@ -6,6 +6,7 @@ context) and closes when it stops.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -54,9 +55,21 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[RATE_LIMITS] = RateLimits(settings)
     app.cleanup_ctx.append(_database)
+    app.on_startup.append(_freeze_startup_objects)
     app.on_shutdown.append(_end_feeds)
     add_routes(app, settings)
     return app
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Move what startup made (modules, routes, services) out of the cyclic GC's sight.
+
+    They live as long as the process; left in the oldest generation, every full
+    collection walked all of them again: 15-20 ms pauses under load, the tail of the PUT
+    latency. (``gc.freeze``, as the gc module's documentation suggests for servers.)
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _end_feeds(app: web.Application) -> None:
