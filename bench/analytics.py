@@ -11,7 +11,9 @@ SQLite (Python's sqlite3, WAL, synchronous=FULL) inserts the same rows (made by 
 validator) into a table of the same shape as ``analytics_events`` (its DDL read from the
 migration), 100 rows per transaction. R rounds (default 3) of both, alternating so that a
 change in the machine's load hits both; prints the medians in events/s, their ratio next to
-the target (syncd >= 0.5 x plain SQLite), syncd's CPU time per event, and the machine.
+the target (syncd >= 0.5 x plain SQLite), syncd's CPU time per event (and how much of it the
+event loop thread took, and the other threads: SQLite's), its voluntary context switches per
+batch, this process's (the clients') CPU per event, and the machine.
 
 A benchmark, not a test: it fails only when something breaks (a refused batch, a server that
 does not start, a phase over its time limit). ``--py-spy DIR`` records syncd during the first
