@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
+import resource
 import sys
 import tempfile
 import time
@@ -74,6 +76,7 @@ class Listener:
     polls: int = 0
     errors: int = 0
     waiting: bool = False
+    first_answer: float | None = None  # monotonic time of the first answer
 
 
 @dataclass
@@ -139,6 +142,8 @@ async def _listen(session: aiohttp.ClientSession, listener: Listener, stop: asyn
         finally:
             listener.waiting = False
         listener.polls += 1
+        if listener.first_answer is None:
+            listener.first_answer = now
         body = orjson.loads(raw.strip() or b"{}")  # heartbeat newlines come first
         for row in body.get("results", ()):
             listener.seen.setdefault(row["id"], now)
@@ -172,35 +177,113 @@ async def _sample_rss(server: Server, out: list[int], stop: asyncio.Event) -> No
             await asyncio.wait_for(stop.wait(), 0.25)
 
 
+# --- listener processes ----------------------------------------------------------------------
+# The listeners run in their own process(es) (--listener-procs, default 1): in the benchmark's
+# process, one event loop serving 1,000 connections and the writer fell behind in bursts, and
+# that queueing showed up as server latency (the server had CPU to spare). time.monotonic()
+# is the system's CLOCK_MONOTONIC, so wake times from these processes compare with the
+# writer's ack times.
+
+
+@dataclass
+class WorkerJob:
+    url: str
+    auth: tuple[str, str] | None
+    dbs: list[str]  # one entry per listener
+    seconds: float  # the session's total timeout
+
+
+def _listener_process(job: WorkerJob, ready: Any, commands: Any, results: Any) -> None:
+    asyncio.run(_listener_main(job, ready, commands, results))
+
+
+async def _listener_main(job: WorkerJob, ready: Any, commands: Any, results: Any) -> None:
+    headers = {"Content-Type": "application/json"}
+    if job.auth is not None:
+        headers["Authorization"] = aiohttp.encode_basic_auth(*job.auth)
+    session = aiohttp.ClientSession(
+        base_url=job.url,
+        connector=aiohttp.TCPConnector(limit=len(job.dbs) + 8),
+        timeout=aiohttp.ClientTimeout(total=job.seconds),
+        headers=headers,
+    )
+    listeners = [Listener(db) for db in job.dbs]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(_listen(session, lst, stop)) for lst in listeners]
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while sum(lst.polls == 0 and lst.waiting for lst in listeners) < len(listeners):
+            if time.monotonic() > deadline:
+                ready.put(("failed", "listeners did not all start polling"))
+                return
+            await asyncio.sleep(0.05)
+        ready.put(("ready", None))
+        # the parent sends {db: [doc ids]} once the writes are done, and the drain deadline
+        wanted, drain_end = await loop.run_in_executor(None, commands.get)
+        while time.monotonic() < drain_end:
+            if all(set(wanted.get(lst.db, ())) <= lst.seen.keys() for lst in listeners):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.close()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        results.put(
+            (
+                [(lst.db, lst.seen, lst.polls, lst.errors, lst.first_answer) for lst in listeners],
+                usage.ru_utime + usage.ru_stime,
+            )
+        )
+
+
 async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, label: str) -> Result:
     dbs = [f"user-{n:04d}" for n in range(args.dbs)]
     await _create_dbs(server, dbs)
     rss_idle = server_rss(server)
-    listeners = [Listener(db) for db in dbs for _ in range(args.listeners_per_db)]
+    listener_dbs = [db for db in dbs for _ in range(args.listeners_per_db)]
     docs = pack_docs(int(args.rate * args.seconds) + 1, args.seed)
     bodies = [orjson.dumps({k: v for k, v in d.items() if k != "_id"}) for d in docs]
 
-    stop_listening = asyncio.Event()
-    n_conn = len(listeners) + 8
-    listen_session = client_session(server, n_conn, args.seconds + DRAIN_SECONDS + 120)
+    procs_n = max(1, args.listener_procs)
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Queue(), context.Queue()
+    commands = [context.Queue() for _ in range(procs_n)]
+    session_seconds = args.seconds + DRAIN_SECONDS + 120
+    workers = [
+        context.Process(
+            target=_listener_process,
+            args=(
+                WorkerJob(server.url, server.auth, listener_dbs[i::procs_n], session_seconds),
+                ready,
+                commands[i],
+                results,
+            ),
+            daemon=True,
+        )
+        for i in range(procs_n)
+    ]
+    for worker in workers:
+        worker.start()
+    loop = asyncio.get_running_loop()
     write_session = client_session(server, args.max_in_flight, 60)
-    tasks = [asyncio.create_task(_listen(listen_session, lst, stop_listening)) for lst in listeners]
     stop_sampling = asyncio.Event()
     rss_samples: list[int] = []
+    sampler: asyncio.Task[None] | None = None
+    collected: list[tuple[str, dict[str, float], int, int, float | None]] = []
+    workers_cpu = 0.0
     try:
-        # every listener has its first poll out; give the server a moment to park them all
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while sum(lst.polls == 0 and lst.waiting for lst in listeners) < len(listeners):
-            if time.monotonic() > deadline:
-                raise BenchError(f"{server.name}: listeners did not all start polling")
-            await asyncio.sleep(0.1)
-        await _parked(server, len(listeners))
+        for _ in workers:  # every listener has its first poll out
+            kind, why = await loop.run_in_executor(None, ready.get, True, SETTLE_TIMEOUT + 30)
+            if kind != "ready":
+                raise BenchError(f"{server.name}: {why}")
+        await _parked(server, len(listener_dbs))
         await asyncio.sleep(1.0)
-        if any(lst.polls for lst in listeners):
-            raise BenchError(f"{server.name}: a listener was answered before any write")
         rss_listening = server_rss(server)
         sampler = asyncio.create_task(_sample_rss(server, rss_samples, stop_sampling))
-        tasks.append(sampler)
 
         acked: dict[str, tuple[str, float, float]] = {}  # doc id -> (db, ack time, sent time)
         write_latencies: list[float] = []
@@ -244,33 +327,40 @@ async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, lab
             await asyncio.gather(*writers)
             write_seconds = time.monotonic() - started
             # catch-up: until every listener has every write of its db, or the drain time ends
-            by_db: dict[str, set[str]] = {}
+            by_db: dict[str, list[str]] = {}
             for doc_id, (db, _, _) in acked.items():
-                by_db.setdefault(db, set()).add(doc_id)
+                by_db.setdefault(db, []).append(doc_id)
             drain_end = time.monotonic() + DRAIN_SECONDS
-            while time.monotonic() < drain_end:
-                if all(by_db.get(lst.db, set()) <= lst.seen.keys() for lst in listeners):
-                    break
-                await asyncio.sleep(0.1)
+            for queue in commands:
+                queue.put((by_db, drain_end))
+            for _ in workers:
+                part, cpu = await loop.run_in_executor(None, results.get, True, DRAIN_SECONDS + 60)
+                collected.extend(part)
+                workers_cpu += cpu
         server_cpu_used, client_cpu_used = server_cpu(server) - cpu0, own_cpu() - own0
+        client_cpu_used += workers_cpu  # the listener processes' whole lives: an upper bound
         threads = thread_times(server.proc.pid) - threads0
         rss_end = server_rss(server)
     finally:
         stop_sampling.set()
-        stop_listening.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await listen_session.close()
+        if sampler is not None:
+            await asyncio.gather(sampler, return_exceptions=True)
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
         await write_session.close()
+    early_answers = [t for _, _, _, _, t in collected if t is not None and t < started]
+    if early_answers:
+        raise BenchError(f"{server.name}: {len(early_answers)} listeners answered before any write")
     expected = delivered = 0
     latencies: list[float] = []
     from_sent: list[float] = []
-    for lst in listeners:
-        wanted = by_db.get(lst.db, set())
+    for db, seen, _, _, _ in collected:
+        wanted = by_db.get(db, [])
         expected += len(wanted)
         for doc_id in wanted:
-            woke = lst.seen.get(doc_id)
+            woke = seen.get(doc_id)
             if woke is not None:
                 delivered += 1
                 latencies.append(woke - acked[doc_id][1])
@@ -290,8 +380,8 @@ async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, lab
         server_cpu=server_cpu_used,
         client_cpu=client_cpu_used,
         threads=threads,
-        polls=sum(lst.polls for lst in listeners),
-        errors=sum(lst.errors for lst in listeners),
+        polls=sum(polls for _, _, polls, _, _ in collected),
+        errors=sum(errors for _, _, _, errors, _ in collected),
         write_latencies=write_latencies,
         behind_schedule=behind,
     )
@@ -326,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200, help="writes per second")
     parser.add_argument("--seconds", type=float, default=25, help="how long the writer writes")
     parser.add_argument("--max-in-flight", type=int, default=200, help="writes in flight at most")
+    parser.add_argument(
+        "--listener-procs",
+        type=int,
+        default=1,
+        help="processes the listeners are spread over (the writer has this one)",
+    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds, alternating the servers (median shown)"
