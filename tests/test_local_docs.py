@@ -175,3 +175,12 @@ async def test_local_docs_are_per_database(client: TestClient, db: str) -> None:
     await client.put("/other-db")
     await put_local(client, db, "cp", {"seq": 1})
     assert (await get_local(client, "other-db", "cp"))[0] == 404
+
+
+async def test_new_local_doc_that_names_a_rev_counts_on_from_it(
+    client: TestClient, db: str
+) -> None:
+    # CouchDB's couch_db_updater: the stored rev is the given 0-N plus one.
+    resp = await client.put(f"/{db}/_local/cp", json={"_rev": "0-5", "n": 1})
+    assert resp.status == 201
+    assert (await resp.json())["rev"] == "0-6"

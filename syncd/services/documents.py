@@ -54,6 +54,8 @@ class PreparedDoc:
     error: CouchError | None = None
     error_id: str | None = None
     atts: attachments.IncomingAttachments = field(default_factory=attachments.IncomingAttachments)
+    local: bool = False  # a ``_local/`` document: no revision tree, revs count 0-1, 0-2, ...
+    local_rev: int | None = None  # the ``0-N`` it names, for a local document
 
 
 @dataclass(slots=True)
@@ -458,32 +460,29 @@ class DocumentService:
 
     async def put_local(self, db_name: str, doc_id: str, doc: IncomingDoc) -> Result:
         """Write a ``_local`` document; its rev must match the stored one (else 409)."""
-        body = orjson.dumps(doc.body)
-        if len(body) > self.max_doc_bytes:
-            raise CouchError(413, "document_too_large", doc_id)
-        given = _local_rev_number(doc.rev)
+        prepared = self.prepare_local(doc)
+        if prepared.error is not None:
+            raise prepared.error
 
         def op(tx: WriteTx) -> Result:
             db = require_db(tx.conn, db_name)
-            found = store.get_local(tx.conn, db.id, doc_id)
-            current = found[0] if found else None
-            if doc.deleted:
-                if current is None:
-                    raise not_found("missing")
-                if given != current:
-                    raise conflict()
-                store.delete_local(tx.conn, db.id, doc_id)
-                return {"ok": True, "id": doc_id, "rev": "0-0"}
-            if current is not None and given != current:
-                raise conflict()
-            if current is None and given not in (None, 0):
-                # CouchDB accepts any rev for a new local doc; it simply starts counting there.
-                pass
-            rev = (current or 0) + 1
-            store.put_local(tx.conn, db.id, doc_id, rev, body)
-            return {"ok": True, "id": doc_id, "rev": f"0-{rev}"}
+            result = _write_local(tx.conn, db, prepared)
+            if result.error is not None:
+                raise result.error
+            return result.to_json()
 
         return await self.writer.submit(op)
+
+    def prepare_local(self, doc: IncomingDoc) -> PreparedDoc:
+        """Encode and check a ``_local`` document (size, ``0-N`` rev) for the writer."""
+        try:
+            body = orjson.dumps(doc.body)
+            if len(body) > self.max_doc_bytes:
+                raise CouchError(413, "document_too_large", doc.id or "document")
+            given = _local_rev_number(doc.rev)
+        except CouchError as exc:
+            return PreparedDoc(doc, error=exc, error_id=doc.id)
+        return PreparedDoc(doc, body, local=True, local_rev=given)
 
     async def delete_local(self, db_name: str, doc_id: str, rev: str | None) -> Result:
         """Delete a ``_local`` document."""
@@ -537,6 +536,30 @@ def require_db(conn: sqlite3.Connection, name: str) -> store.DbRow:
     return db
 
 
+def _write_local(conn: sqlite3.Connection, db: store.DbRow, item: PreparedDoc) -> WriteResult:
+    """Store (or delete) one ``_local`` document: the rev given must be the stored one.
+
+    A new document may name any ``0-N``; as in CouchDB, counting goes on from there.
+    """
+    doc = item.doc
+    assert doc is not None and doc.id is not None
+    found = store.get_local(conn, db.id, doc.id)
+    current = found[0] if found else None
+    given = item.local_rev
+    if doc.deleted:
+        if current is None:
+            return WriteResult(doc.id, error=not_found("missing"))
+        if given != current:
+            return WriteResult(doc.id, error=conflict())
+        store.delete_local(conn, db.id, doc.id)
+        return WriteResult(doc.id, "0-0")
+    if current is not None and given != current:
+        return WriteResult(doc.id, error=conflict())
+    rev = (given or 0) + 1
+    store.put_local(conn, db.id, doc.id, rev, item.body)
+    return WriteResult(doc.id, f"0-{rev}")
+
+
 def _local_rev_number(rev: str | None) -> int | None:
     if rev is None:
         return None
@@ -562,6 +585,9 @@ def _apply_writes(
             results.append(
                 WriteResult(item.error_id, error=item.error or bad_request("invalid doc"))
             )
+            continue
+        if item.local:  # kept apart from the revisioned documents, as CouchDB does
+            results.append(_write_local(conn, db, item))
             continue
         doc = item.doc
         doc_id = doc.id

@@ -8,7 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from syncd.errors import CouchError, bad_request, forbidden
-from syncd.replication.documents import parse_doc, validate_rev
+from syncd.replication.documents import (
+    IncomingDoc,
+    parse_doc,
+    validate_deleted,
+    validate_doc_id,
+    validate_rev,
+)
 from syncd.services.documents import AllDocsQuery, PreparedDoc, ReadOptions
 from syncd.web.auth import identity
 from syncd.web.databases import db_name
@@ -26,6 +32,9 @@ DESIGN_FORBIDDEN = "You are not a db or server admin."
 
 
 def _prepare(raw: Any, new_edits: bool, docs_service: Any, may_design: bool) -> PreparedDoc:
+    raw_id = raw.get("_id") if isinstance(raw, dict) else None
+    if isinstance(raw_id, str) and raw_id.startswith("_local/"):
+        return _prepare_local(raw, raw_id, docs_service)
     try:
         doc = parse_doc(raw)
     except CouchError as exc:
@@ -63,6 +72,23 @@ async def bulk_docs(request: web.Request) -> web.Response:
             if r.error is not None
         ]
     return json_response(out, status=201)
+
+
+def _prepare_local(raw: dict[str, Any], raw_id: str, docs_service: Any) -> PreparedDoc:
+    """A ``_local/`` document in a bulk write: stored apart, like ``PUT /{db}/_local/{id}``
+    (CouchDB accepts them here in both modes and keeps them out of the revision trees)."""
+    try:
+        doc_id = validate_doc_id(raw_id, allow_local=True)
+        body = {k: v for k, v in raw.items() if k not in ("_id", "_rev", "_deleted")}
+        rev = raw.get("_rev")
+        if rev is not None and not isinstance(rev, str):
+            raise bad_request("Invalid rev format")
+        deleted = validate_deleted(raw.get("_deleted", False))
+        doc = IncomingDoc(doc_id, rev, None, deleted, body, None)
+    except CouchError as exc:
+        return PreparedDoc(None, error=exc, error_id=raw_id)
+    prepared: PreparedDoc = docs_service.prepare_local(doc)
+    return prepared
 
 
 def _replicated_error(entry: dict[str, Any], rev: str | None) -> dict[str, Any]:
