@@ -586,3 +586,15 @@ async def test_local_doc_in_bulk_with_a_bad_rev_fails_alone(
     assert results[0]["error"] == "bad_request"
     assert results[1]["ok"] is True
     assert (await get_local(client, db, "cp"))[0] == 404
+
+
+async def test_local_doc_in_bulk_with_a_bad_special_member_fails_alone(
+    client: TestClient, db: str
+) -> None:
+    results = await bulk(client, db, [{"_id": "_local/cp", "_bogus": 1}, {"_id": "b"}])
+    assert results[0] == {
+        "id": "_local/cp",
+        "error": "doc_validation",
+        "reason": "Bad special document member: _bogus",
+    }
+    assert results[1]["ok"] is True

@@ -29,6 +29,20 @@ from syncd.web.http import (
 from syncd.web.keys import services
 
 DESIGN_FORBIDDEN = "You are not a db or server admin."
+# The special members a _local document may carry in a bulk write (the others are refused,
+# as couch_doc's parser refuses them; the read-only ones are dropped).
+_LOCAL_SPECIALS = frozenset(
+    (
+        "_id",
+        "_rev",
+        "_deleted",
+        "_revisions",
+        "_revs_info",
+        "_conflicts",
+        "_deleted_conflicts",
+        "_local_seq",
+    )
+)
 
 
 def _prepare(raw: Any, new_edits: bool, docs_service: Any, may_design: bool) -> PreparedDoc:
@@ -79,7 +93,12 @@ def _prepare_local(raw: dict[str, Any], raw_id: str, docs_service: Any) -> Prepa
     (CouchDB accepts them here in both modes and keeps them out of the revision trees)."""
     try:
         doc_id = validate_doc_id(raw_id, allow_local=True)
-        body = {k: v for k, v in raw.items() if k not in ("_id", "_rev", "_deleted")}
+        body: dict[str, Any] = {}
+        for key, value in raw.items():
+            if not key.startswith("_"):
+                body[key] = value
+            elif key not in _LOCAL_SPECIALS:
+                raise CouchError(400, "doc_validation", f"Bad special document member: {key}")
         rev = raw.get("_rev")
         if rev is not None and not isinstance(rev, str):
             raise bad_request("Invalid rev format")
