@@ -129,6 +129,20 @@ async def test_failing_op_is_rolled_back_alone(store: Store) -> None:
     assert "b" not in stored
 
 
+async def test_failing_lone_op_writes_nothing_and_the_next_commits(store: Store) -> None:
+    writer, readers = store
+
+    def fails(tx: WriteTx) -> None:
+        tx.conn.execute("INSERT INTO server_meta (key, value) VALUES ('lone', 'v')")
+        raise CouchError(409, "conflict", "Document update conflict.")
+
+    with pytest.raises(CouchError):
+        await writer.submit(fails)  # a batch of its own: no savepoint, the transaction rolls back
+    assert await writer.submit(put_meta("after")) == "after"
+    stored = await readers.run(meta_keys)
+    assert "lone" not in stored and "after" in stored
+
+
 async def test_unexpected_exception_in_op_becomes_500_and_is_rolled_back_alone(
     store: Store,
 ) -> None:

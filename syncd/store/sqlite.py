@@ -206,14 +206,21 @@ class Writer:
 def _run_batch(
     conn: sqlite3.Connection, ops: list[WriteOp]
 ) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
-    """Run ops in one transaction, each in a savepoint; commit once. Runs in the writer thread."""
+    """Run ops in one transaction, each in a savepoint; commit once. Runs in the writer thread.
+
+    A lone op needs no savepoint: if it fails, the whole transaction is rolled back. (Every
+    statement here ends with this thread waiting for the GIL while the event loop is busy,
+    so two statements fewer per quiet-time write are worth it.)
+    """
     outcomes: list[tuple[bool, Any]] = []
     changed: dict[str, int] = {}
+    alone = len(ops) == 1
     conn.execute("BEGIN IMMEDIATE")
     try:
         for op in ops:
             tx = WriteTx(conn)
-            conn.execute("SAVEPOINT op")
+            if not alone:
+                conn.execute("SAVEPOINT op")
             try:
                 value = op(tx)
             except Exception as exc:
@@ -221,24 +228,34 @@ def _run_batch(
                     # SQLite rolled the whole transaction back (a full disk or size cap does
                     # that): the ops before this one are undone too, so the batch fails.
                     raise
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-                if not isinstance(exc, CouchError):
-                    full = _storage_error(exc)
-                    if full is None:
-                        log.error("write op failed: %s", type(exc).__name__, exc_info=exc)
-                    exc = full or CouchError(500, "internal_server_error", "The write failed.")
-                outcomes.append((False, exc))
+                if alone:
+                    conn.execute("ROLLBACK")
+                else:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                outcomes.append((False, _op_error(exc)))
             else:
-                conn.execute("RELEASE op")
+                if not alone:
+                    conn.execute("RELEASE op")
                 outcomes.append((True, value))
                 changed.update(tx.changed)
-        conn.execute("COMMIT")
+        if conn.in_transaction:
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return outcomes, changed
+
+
+def _op_error(exc: Exception) -> CouchError:
+    """What the caller of a failed op gets: its CouchError, 507 for a full disk, else 500."""
+    if isinstance(exc, CouchError):
+        return exc
+    full = _storage_error(exc)
+    if full is None:
+        log.error("write op failed: %s", type(exc).__name__, exc_info=exc)
+    return full or CouchError(500, "internal_server_error", "The write failed.")
 
 
 def _storage_error(exc: BaseException) -> CouchError | None:
