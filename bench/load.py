@@ -26,18 +26,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
-import resource
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 from common import (
+    BENCH,
     BenchError,
     Profiles,
     Server,
@@ -50,10 +48,11 @@ from common import (
     parse_variant,
     percentile,
     pouchdb_server,
-    print_machine,
+    print_ending,
     print_table,
     raise_nofile,
     require_py_spy,
+    run_main,
     running,
     server_cpu,
     server_rss,
@@ -66,17 +65,6 @@ RSS_TARGET_MB = 150.0
 MB = 1024 * 1024
 SETTLE_TIMEOUT = 60  # every listener has sent its first poll and waits
 DRAIN_SECONDS = 15  # after the last write: listeners catching up
-
-
-@dataclass
-class Listener:
-    db: str
-    since: Any = 0
-    seen: dict[str, float] = field(default_factory=dict)  # doc id -> wake time
-    polls: int = 0
-    errors: int = 0
-    waiting: bool = False
-    first_answer: float | None = None  # monotonic time of the first answer
 
 
 @dataclass
@@ -117,39 +105,6 @@ async def _create_dbs(server: Server, names: list[str]) -> None:
                 await resp.read()
 
 
-def _feed_url(listener: Listener) -> str:
-    since = listener.since
-    return (
-        f"/{listener.db}/_changes?feed=longpoll&style=all_docs&heartbeat=10000&limit=100"
-        f"&since={since}"
-    )
-
-
-async def _listen(session: aiohttp.ClientSession, listener: Listener, stop: asyncio.Event) -> None:
-    """Poll, note every change with the time it arrived, poll again from last_seq."""
-    while not stop.is_set():
-        listener.waiting = True
-        try:
-            async with session.get(_feed_url(listener)) as resp:
-                raw = await resp.read()
-                now = time.monotonic()
-                if resp.status != 200:
-                    raise BenchError(f"_changes: {resp.status} {raw[:200]!r}")
-        except (TimeoutError, aiohttp.ClientError):
-            listener.errors += 1
-            await asyncio.sleep(0.1)
-            continue
-        finally:
-            listener.waiting = False
-        listener.polls += 1
-        if listener.first_answer is None:
-            listener.first_answer = now
-        body = orjson.loads(raw.strip() or b"{}")  # heartbeat newlines come first
-        for row in body.get("results", ()):
-            listener.seen.setdefault(row["id"], now)
-        listener.since = body.get("last_seq", listener.since)
-
-
 async def _parked(server: Server, count: int) -> None:
     """syncd: wait until /metrics shows ``count`` feeds waiting (PouchDB Server: 2 s)."""
     if server.name != "syncd":
@@ -177,67 +132,69 @@ async def _sample_rss(server: Server, out: list[int], stop: asyncio.Event) -> No
             await asyncio.wait_for(stop.wait(), 0.25)
 
 
-# --- listener processes ----------------------------------------------------------------------
-# The listeners run in their own process(es) (--listener-procs, default 1): in the benchmark's
-# process, one event loop serving 1,000 connections and the writer fell behind in bursts, and
-# that queueing showed up as server latency (the server had CPU to spare). time.monotonic()
-# is the system's CLOCK_MONOTONIC, so wake times from these processes compare with the
-# writer's ack times.
+# --- the listeners ---------------------------------------------------------------------------
+# They run in Node (bench/listeners.js): a Python client for 1,000 feeds took most of a core
+# on this small machine, competing with the server it measures and queueing the writer's
+# acks behind its own event loop. Node's process.hrtime and Python's time.monotonic() read
+# the same clock (CLOCK_MONOTONIC), so wake times compare with ack times.
+
+FEED_QUERY = "feed=longpoll&style=all_docs&heartbeat=10000&limit=100"
+Collected = list[tuple[str, dict[str, float], int, int, float | None]]
 
 
-@dataclass
-class WorkerJob:
-    url: str
-    auth: tuple[str, str] | None
-    dbs: list[str]  # one entry per listener
-    seconds: float  # the session's total timeout
+class NodeListeners:
+    """``node bench/listeners.js`` holding one longpoll listener per entry of ``dbs``."""
 
+    def __init__(self, server: Server, dbs: list[str]) -> None:
+        self.server = server
+        self.dbs = dbs
+        self.proc: asyncio.subprocess.Process | None = None
 
-def _listener_process(job: WorkerJob, ready: Any, commands: Any, results: Any) -> None:
-    asyncio.run(_listener_main(job, ready, commands, results))
-
-
-async def _listener_main(job: WorkerJob, ready: Any, commands: Any, results: Any) -> None:
-    headers = {"Content-Type": "application/json"}
-    if job.auth is not None:
-        headers["Authorization"] = aiohttp.encode_basic_auth(*job.auth)
-    session = aiohttp.ClientSession(
-        base_url=job.url,
-        connector=aiohttp.TCPConnector(limit=len(job.dbs) + 8),
-        timeout=aiohttp.ClientTimeout(total=job.seconds),
-        headers=headers,
-    )
-    listeners = [Listener(db) for db in job.dbs]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(_listen(session, lst, stop)) for lst in listeners]
-    loop = asyncio.get_running_loop()
-    try:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while sum(lst.polls == 0 and lst.waiting for lst in listeners) < len(listeners):
-            if time.monotonic() > deadline:
-                ready.put(("failed", "listeners did not all start polling"))
-                return
-            await asyncio.sleep(0.05)
-        ready.put(("ready", None))
-        # the parent sends {db: [doc ids]} once the writes are done, and the drain deadline
-        wanted, drain_end = await loop.run_in_executor(None, commands.get)
-        while time.monotonic() < drain_end:
-            if all(set(wanted.get(lst.db, ())) <= lst.seen.keys() for lst in listeners):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await session.close()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        results.put(
-            (
-                [(lst.db, lst.seen, lst.polls, lst.errors, lst.first_answer) for lst in listeners],
-                usage.ru_utime + usage.ru_stime,
-            )
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(BENCH / "listeners.js"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,  # the results line holds every wake time
         )
+        config = {
+            "url": self.server.url,
+            "auth": list(self.server.auth) if self.server.auth else None,
+            "dbs": self.dbs,
+            "query": FEED_QUERY,
+        }
+        await self._send(config)
+        line = await asyncio.wait_for(self._line(), SETTLE_TIMEOUT)
+        if line != b"ready":
+            raise BenchError(f"{self.server.name}: listeners did not all start polling")
+
+    async def finish(
+        self, wanted: dict[str, list[str]], drain_end: float
+    ) -> tuple[Collected, float]:
+        """Tell them what to wait for and until when; their wake times and CPU seconds."""
+        await self._send({"wanted": wanted, "drain_end": drain_end})
+        line = await asyncio.wait_for(self._line(), DRAIN_SECONDS + 60)
+        out = orjson.loads(line)
+        collected: Collected = [(d, s, p, e, f) for d, s, p, e, f in out["listeners"]]
+        return collected, float(out["cpu_seconds"])
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def _send(self, obj: object) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(orjson.dumps(obj) + b"\n")
+        await self.proc.stdin.drain()
+
+    async def _line(self) -> bytes:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"{self.server.name}: the listeners' node process ended")
+        return line.strip()
 
 
 async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, label: str) -> Result:
@@ -248,38 +205,15 @@ async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, lab
     docs = pack_docs(int(args.rate * args.seconds) + 1, args.seed)
     bodies = [orjson.dumps({k: v for k, v in d.items() if k != "_id"}) for d in docs]
 
-    procs_n = max(1, args.listener_procs)
-    context = multiprocessing.get_context("spawn")
-    ready, results = context.Queue(), context.Queue()
-    commands = [context.Queue() for _ in range(procs_n)]
-    session_seconds = args.seconds + DRAIN_SECONDS + 120
-    workers = [
-        context.Process(
-            target=_listener_process,
-            args=(
-                WorkerJob(server.url, server.auth, listener_dbs[i::procs_n], session_seconds),
-                ready,
-                commands[i],
-                results,
-            ),
-            daemon=True,
-        )
-        for i in range(procs_n)
-    ]
-    for worker in workers:
-        worker.start()
-    loop = asyncio.get_running_loop()
+    listeners = NodeListeners(server, listener_dbs)
+    await listeners.start()
     write_session = client_session(server, args.max_in_flight, 60)
     stop_sampling = asyncio.Event()
     rss_samples: list[int] = []
     sampler: asyncio.Task[None] | None = None
-    collected: list[tuple[str, dict[str, float], int, int, float | None]] = []
+    collected: Collected = []
     workers_cpu = 0.0
     try:
-        for _ in workers:  # every listener has its first poll out
-            kind, why = await loop.run_in_executor(None, ready.get, True, SETTLE_TIMEOUT + 30)
-            if kind != "ready":
-                raise BenchError(f"{server.name}: {why}")
         await _parked(server, len(listener_dbs))
         await asyncio.sleep(1.0)
         rss_listening = server_rss(server)
@@ -331,24 +265,16 @@ async def _run(server: Server, args: argparse.Namespace, profiles: Profiles, lab
             for doc_id, (db, _, _) in acked.items():
                 by_db.setdefault(db, []).append(doc_id)
             drain_end = time.monotonic() + DRAIN_SECONDS
-            for queue in commands:
-                queue.put((by_db, drain_end))
-            for _ in workers:
-                part, cpu = await loop.run_in_executor(None, results.get, True, DRAIN_SECONDS + 60)
-                collected.extend(part)
-                workers_cpu += cpu
+            collected, workers_cpu = await listeners.finish(by_db, drain_end)
         server_cpu_used, client_cpu_used = server_cpu(server) - cpu0, own_cpu() - own0
-        client_cpu_used += workers_cpu  # the listener processes' whole lives: an upper bound
+        client_cpu_used += workers_cpu  # the listeners' whole life: an upper bound
         threads = thread_times(server.proc.pid) - threads0
         rss_end = server_rss(server)
     finally:
         stop_sampling.set()
         if sampler is not None:
             await asyncio.gather(sampler, return_exceptions=True)
-        for worker in workers:
-            worker.join(timeout=10)
-            if worker.is_alive():
-                worker.kill()
+        await listeners.close()
         await write_session.close()
     early_answers = [t for _, _, _, _, t in collected if t is not None and t < started]
     if early_answers:
@@ -416,12 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200, help="writes per second")
     parser.add_argument("--seconds", type=float, default=25, help="how long the writer writes")
     parser.add_argument("--max-in-flight", type=int, default=200, help="writes in flight at most")
-    parser.add_argument(
-        "--listener-procs",
-        type=int,
-        default=1,
-        help="processes the listeners are spread over (the writer has this one)",
-    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds, alternating the servers (median shown)"
@@ -574,17 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  rounds of {label} (wake p50/p99 ms, writes/s): "
                 + ", ".join(f"{x.ms(50):.0f}/{x.ms(99):.0f} {x.rate:.0f}" for x in rs)
             )
-    for v in variants[1:]:
-        print(f"  {v.label}: root {v.root}, switch interval {v.switch_interval}, env {dict(v.env)}")
-    print()
-    print_machine()
-    profiles.summarize()
+    print_ending(profiles, variants[1:])
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"bench/load.py: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main, "bench/load.py")
