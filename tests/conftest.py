@@ -9,13 +9,15 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from crashlib import SyncdProcess
 
 from syncd.app import create_app
 from syncd.config import Secret, Settings
@@ -74,6 +76,52 @@ async def db(client: TestClient) -> AsyncIterator[str]:
     resp = await client.put(f"/{name}")
     assert resp.status == 201, await resp.text()
     yield name
+
+
+# --- anonymous accounts ------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    """An anonymous account (``POST /v1/auth/anonymous``): its id, its database, its token."""
+
+    id: str
+    db: str
+    access_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.access_token}
+
+
+async def sign_up(http: TestClient) -> Account:
+    """A new anonymous account, signed up through ``http``."""
+    resp = await http.post("/v1/auth/anonymous")
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    return Account(body["account"]["id"], body["account"]["db"], body["access_token"])
+
+
+@pytest.fixture
+async def account(anon_client: TestClient) -> Account:
+    """A new anonymous account."""
+    return await sign_up(anon_client)
+
+
+# --- syncd as a child process (tests/crashlib.py) ----------------------------------------
+
+
+@pytest.fixture
+def syncd(tmp_path: Path) -> Iterator[SyncdProcess]:
+    """A syncd process (not started yet) with a quiet log: warnings and errors only; stopped at
+    the end of the test. Tests that need other settings define a ``syncd`` of their own."""
+    proc = SyncdProcess(
+        tmp_path / "data", tmp_path / "syncd.log", env={"SYNCD_LOG_LEVEL": "warning"}
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 # --- Node and the npm packages of tests/interop ------------------------------------------

@@ -15,26 +15,12 @@ the second replication reads only the documents written since.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from crashlib import SyncdProcess, crash_scenario, pouchdb_resumes_after_kill
 
 KILLS = 20
 SEED = 20260101
-
-
-@pytest.fixture
-def syncd(tmp_path: Path) -> Iterator[SyncdProcess]:
-    """A syncd process (not started yet) with a quiet log: warnings and errors only."""
-    proc = SyncdProcess(
-        tmp_path / "data", tmp_path / "syncd.log", env={"SYNCD_LOG_LEVEL": "warning"}
-    )
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_write(syncd: SyncdProcess) -> None:

@@ -61,6 +61,19 @@ async def get(client: TestClient, db: str, doc_id: str) -> dict[str, Any]:
     return doc
 
 
+async def attach(
+    client: TestClient, db: str, doc_id: str, rev: str, name: str, data: bytes
+) -> None:
+    """Add the text/plain attachment ``name`` to revision ``rev`` of ``doc_id``."""
+    resp = await client.put(
+        f"/{db}/{doc_id}/{name}",
+        params={"rev": rev},
+        data=data,
+        headers={"Content-Type": "text/plain"},
+    )
+    assert resp.status == 201, await resp.text()
+
+
 async def export(client: TestClient, db: str, **params: str) -> dict[str, Any]:
     resp = await client.get(f"/{db}/_export", params=params)
     assert resp.status == 200, await resp.text()
@@ -132,13 +145,7 @@ async def test_export_lists_packs_in_doc_id_order(client: TestClient, db: str) -
 
 async def test_export_leaves_out_revision_metadata(client: TestClient, db: str) -> None:
     rev = await put(client, db, "pack:a", pack())
-    resp = await client.put(
-        f"/{db}/pack:a/cover.txt",
-        params={"rev": rev},
-        data=b"hi",
-        headers={"Content-Type": "text/plain"},
-    )
-    assert resp.status == 201
+    await attach(client, db, "pack:a", rev, "cover.txt", b"hi")
     conflict = {"_id": "pack:a", "_rev": "1-abc", **pack(title="Other")}
     resp = await client.post(f"/{db}/_bulk_docs", json={"docs": [conflict], "new_edits": False})
     assert resp.status == 201
@@ -277,13 +284,7 @@ async def test_import_of_an_identical_pack_is_unchanged_and_not_rewritten(
 
 async def test_import_keeps_the_attachments_of_an_updated_pack(client: TestClient, db: str) -> None:
     rev = await put(client, db, "pack:a", pack())
-    resp = await client.put(
-        f"/{db}/pack:a/cover.txt",
-        params={"rev": rev},
-        data=b"cover",
-        headers={"Content-Type": "text/plain"},
-    )
-    assert resp.status == 201
+    await attach(client, db, "pack:a", rev, "cover.txt", b"cover")
     report = await import_(client, db, export_file({"id": "pack:a", **pack(title="New")}))
     assert report["counts"]["updated"] == 1
     doc = await get(client, db, "pack:a")

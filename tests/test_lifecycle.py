@@ -9,7 +9,6 @@ import asyncio
 import shutil
 import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,6 @@ import pytest
 from crashlib import ADMIN_HEADERS, SyncdProcess, arun_cli, get_json, run_cli
 
 EXIT_BOUND = 15.0  # seconds from the signal to the exit
-
-
-@pytest.fixture
-def syncd(tmp_path: Path) -> Iterator[SyncdProcess]:
-    proc = SyncdProcess(
-        tmp_path / "data", tmp_path / "syncd.log", env={"SYNCD_LOG_LEVEL": "warning"}
-    )
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def logged_errors(proc: SyncdProcess) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -622,20 +623,52 @@ async def test_concurrent_identical_listings_share_one_query(
     assert all(page is pages[0] for page in pages)
 
 
+class HeldLoad:
+    """A cache load that says when it has started and ends only once released: with
+    ``value``, or raising ``error``."""
+
+    def __init__(self, value: object = None, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
+        self.started = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def __call__(self) -> Any:
+        self.started.set()
+        await self._released.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def ready(value: object) -> Callable[[], Awaitable[Any]]:
+    """A cache load that returns ``value`` at once."""
+
+    async def load() -> Any:
+        return value
+
+    return load
+
+
+async def waiting_on(
+    cache: SingleFlightCache, load: HeldLoad, callers: int = 1
+) -> list[asyncio.Task[Any]]:
+    """``callers`` tasks asking ``cache`` for ``"k"`` through ``load``, started in order; returns
+    once the load has started, when every task has reached the cache."""
+    tasks = [asyncio.create_task(cache.get("k", load)) for _ in range(callers)]
+    await load.started.wait()
+    return tasks
+
+
 async def test_single_flight_shares_one_load_among_concurrent_callers() -> None:
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def load() -> list[int]:
-        started.set()
-        await release.wait()
-        return [1, 2, 3]
-
-    tasks = [asyncio.create_task(cache.get("k", load)) for _ in range(20)]
-    await started.wait()  # by now every task has reached the cache (they started in order)
+    load = HeldLoad([1, 2, 3])
+    tasks = await waiting_on(cache, load, callers=20)
     assert cache.loads == 1
-    release.set()
+    load.release()
     results = await asyncio.gather(*tasks)
     assert all(r is results[0] for r in results)
     assert cache.loads == 1
@@ -645,63 +678,32 @@ async def test_single_flight_shares_one_load_among_concurrent_callers() -> None:
 
 async def test_single_flight_shares_a_failure_and_caches_nothing() -> None:
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def failing() -> int:
-        started.set()
-        await release.wait()
-        raise CouchError(400, "bad_request", "no")
-
-    async def working() -> int:
-        return 7
-
-    tasks = [asyncio.create_task(cache.get("k", failing)) for _ in range(5)]
-    await started.wait()
-    release.set()
+    failing = HeldLoad(error=CouchError(400, "bad_request", "no"))
+    tasks = await waiting_on(cache, failing, callers=5)
+    failing.release()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, CouchError) for r in results)
     assert cache.loads == 1
-    assert await cache.get("k", working) == 7
+    assert await cache.get("k", ready(7)) == 7
     assert cache.loads == 2
 
 
 async def test_single_flight_does_not_keep_a_value_loaded_across_a_clear() -> None:
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def stale() -> str:
-        started.set()
-        await release.wait()
-        return "stale"
-
-    async def fresh() -> str:
-        return "fresh"
-
-    task = asyncio.create_task(cache.get("k", stale))
-    await started.wait()
+    stale = HeldLoad("stale")
+    (task,) = await waiting_on(cache, stale)
     cache.clear()  # a write lands while the load runs
-    release.set()
+    stale.release()
     assert await task == "stale"  # the caller that asked before the write gets its answer
-    assert await cache.get("k", fresh) == "fresh"
+    assert await cache.get("k", ready("fresh")) == "fresh"
 
 
 async def test_single_flight_caller_cancelled_does_not_cancel_the_others() -> None:
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def load() -> str:
-        started.set()
-        await release.wait()
-        return "value"
-
-    first = asyncio.create_task(cache.get("k", load))
-    second = asyncio.create_task(cache.get("k", load))
-    await started.wait()  # both are waiting on the one load now
+    load = HeldLoad("value")
+    first, second = await waiting_on(cache, load, callers=2)  # both wait on the one load
     second.cancel()
-    release.set()
+    load.release()
     assert await first == "value"
     with pytest.raises(asyncio.CancelledError):
         await second
@@ -711,21 +713,12 @@ async def test_single_flight_load_survives_the_first_caller_hanging_up() -> None
     """The caller that started a load is cancelled (its client hung up): the others still
     get the value, and it is cached."""
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def load() -> str:
-        started.set()
-        await release.wait()
-        return "value"
-
-    first = asyncio.create_task(cache.get("k", load))
-    second = asyncio.create_task(cache.get("k", load))
-    await started.wait()
+    load = HeldLoad("value")
+    first, second = await waiting_on(cache, load, callers=2)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
-    release.set()
+    load.release()
     assert await second == "value"
     assert await cache.get("k", load) == "value"
     assert cache.loads == 1
@@ -734,22 +727,11 @@ async def test_single_flight_load_survives_the_first_caller_hanging_up() -> None
 async def test_single_flight_caller_after_a_clear_starts_a_new_load() -> None:
     """A load that began before a write may miss it: callers after the write do not join it."""
     cache = SingleFlightCache()
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def stale() -> str:
-        started.set()
-        await release.wait()
-        return "stale"
-
-    async def fresh() -> str:
-        return "fresh"
-
-    before = asyncio.create_task(cache.get("k", stale))
-    await started.wait()
+    stale = HeldLoad("stale")
+    (before,) = await waiting_on(cache, stale)
     cache.clear()
-    assert await cache.get("k", fresh) == "fresh"
-    release.set()
+    assert await cache.get("k", ready("fresh")) == "fresh"
+    stale.release()
     assert await before == "stale"
     assert await cache.get("k", stale) == "fresh"  # the stale load did not replace it
     assert cache.loads == 2

@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from conftest import Account, sign_up
 
 from syncd.config import Settings
 
@@ -24,24 +24,6 @@ ENTITLEMENTS = "/v1/store/entitlements"
 RECEIPTS = "/v1/admin/store/receipts"
 GRANTS = "/v1/admin/store/entitlements"
 SKU = "com.example.premium"
-
-
-@dataclass
-class Account:
-    id: str
-    db: str
-    access_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.access_token}
-
-
-async def sign_up(http: TestClient) -> Account:
-    resp = await http.post("/v1/auth/anonymous")
-    assert resp.status == 201, await resp.text()
-    body = await resp.json()
-    return Account(body["account"]["id"], body["account"]["db"], body["access_token"])
 
 
 async def create_pack(client: TestClient, **fields: Any) -> dict[str, Any]:
@@ -67,6 +49,18 @@ async def mint(client: TestClient, sku: str = SKU) -> str:
     body = await resp.json()
     assert (body["platform"], body["sku"]) == ("syncd", sku)
     return body["receipt"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def premium(client: TestClient) -> dict[str, Any]:
+    """A premium pack on sale as ``SKU``."""
+    return await premium_pack(client)
+
+
+@pytest.fixture
+async def receipt(client: TestClient) -> str:
+    """A receipt for ``SKU`` minted by the server admin."""
+    return await mint(client)
 
 
 def purchase_body(receipt: str, sku: str = SKU, platform: str = "syncd") -> dict[str, str]:
@@ -128,18 +122,16 @@ async def test_free_content_is_open_to_anyone(
     assert (await resp.json())["prompts"] == [{"id": "p1", "text": "Hello"}]
 
 
-async def test_premium_metadata_is_public(client: TestClient, anon_client: TestClient) -> None:
-    pack = await premium_pack(client)
-    resp = await anon_client.get(f"{PACKS}/{pack['id']}")
+async def test_premium_metadata_is_public(anon_client: TestClient, premium: dict[str, Any]) -> None:
+    resp = await anon_client.get(f"{PACKS}/{premium['id']}")
     assert resp.status == 200
     assert (await resp.json())["sku"] == SKU
 
 
 async def test_premium_content_without_credentials_names_the_sku(
-    client: TestClient, anon_client: TestClient
+    anon_client: TestClient, premium: dict[str, Any]
 ) -> None:
-    pack = await premium_pack(client)
-    resp = await anon_client.get(f"{PACKS}/{pack['id']}/content")
+    resp = await anon_client.get(f"{PACKS}/{premium['id']}/content")
     assert resp.status == 403
     body = await resp.json()
     assert body["error"] == "entitlement_required"
@@ -147,11 +139,9 @@ async def test_premium_content_without_credentials_names_the_sku(
 
 
 async def test_premium_content_for_an_account_without_entitlement_is_403(
-    client: TestClient, anon_client: TestClient
+    anon_client: TestClient, premium: dict[str, Any], account: Account
 ) -> None:
-    pack = await premium_pack(client)
-    account = await sign_up(anon_client)
-    resp = await anon_client.get(f"{PACKS}/{pack['id']}/content", headers=account.headers)
+    resp = await anon_client.get(f"{PACKS}/{premium['id']}/content", headers=account.headers)
     assert resp.status == 403
     body = await resp.json()
     assert body["error"] == "entitlement_required"
@@ -159,50 +149,41 @@ async def test_premium_content_for_an_account_without_entitlement_is_403(
 
 
 async def test_premium_content_after_a_purchase(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, premium: dict[str, Any], account: Account
 ) -> None:
-    pack = await premium_pack(client)
-    account = await sign_up(anon_client)
     assert (await buy(anon_client, account, await mint(client))).status == 201
-    resp = await anon_client.get(f"{PACKS}/{pack['id']}/content", headers=account.headers)
+    resp = await anon_client.get(f"{PACKS}/{premium['id']}/content", headers=account.headers)
     assert resp.status == 200
     assert (await resp.json())["prompts"] == [{"id": "p1", "text": "Hello"}]
 
 
 async def test_premium_content_after_an_admin_grant(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, premium: dict[str, Any], account: Account
 ) -> None:
-    pack = await premium_pack(client)
-    account = await sign_up(anon_client)
     await grant(client, account)
-    assert await content_status(anon_client, pack, account.headers) == 200
+    assert await content_status(anon_client, premium, account.headers) == 200
 
 
 async def test_premium_content_after_a_revoke_is_403(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, premium: dict[str, Any], account: Account
 ) -> None:
-    pack = await premium_pack(client)
-    account = await sign_up(anon_client)
     await grant(client, account)
-    assert await content_status(anon_client, pack, account.headers) == 200
+    assert await content_status(anon_client, premium, account.headers) == 200
     await revoke(client, account)
-    assert await content_status(anon_client, pack, account.headers) == 403
+    assert await content_status(anon_client, premium, account.headers) == 403
 
 
 async def test_revoking_a_purchased_entitlement_gates_again(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, premium: dict[str, Any], account: Account
 ) -> None:
-    pack = await premium_pack(client)
-    account = await sign_up(anon_client)
     assert (await buy(anon_client, account, await mint(client))).status == 201
     await revoke(client, account)
-    assert await content_status(anon_client, pack, account.headers) == 403
+    assert await content_status(anon_client, premium, account.headers) == 403
     assert await skus(anon_client, account) == []
 
 
-async def test_premium_content_for_the_admin(client: TestClient) -> None:
-    pack = await premium_pack(client)
-    assert await content_status(client, pack) == 200
+async def test_premium_content_for_the_admin(client: TestClient, premium: dict[str, Any]) -> None:
+    assert await content_status(client, premium) == 200
 
 
 async def test_entitlement_is_per_sku(client: TestClient, anon_client: TestClient) -> None:
@@ -212,11 +193,12 @@ async def test_entitlement_is_per_sku(client: TestClient, anon_client: TestClien
     assert await content_status(anon_client, pack, account.headers) == 403
 
 
-async def test_entitlement_is_per_account(client: TestClient, anon_client: TestClient) -> None:
-    pack = await premium_pack(client)
+async def test_entitlement_is_per_account(
+    client: TestClient, anon_client: TestClient, premium: dict[str, Any]
+) -> None:
     owner, other = await sign_up(anon_client), await sign_up(anon_client)
     await grant(client, owner)
-    assert await content_status(anon_client, pack, other.headers) == 403
+    assert await content_status(anon_client, premium, other.headers) == 403
 
 
 async def test_content_changing_to_premium_is_gated(
@@ -242,11 +224,10 @@ async def test_content_changing_to_premium_is_gated(
 # purchases ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("premium")
 async def test_purchase_grants_the_entitlement(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
     resp = await buy(anon_client, account, await mint(client))
     assert resp.status == 201, await resp.text()
     body = await resp.json()
@@ -263,15 +244,13 @@ async def test_purchase_grants_the_entitlement(
     assert purchases_of(settings, account) == 1
 
 
-async def test_new_account_has_no_entitlements(anon_client: TestClient) -> None:
-    account = await sign_up(anon_client)
+async def test_new_account_has_no_entitlements(anon_client: TestClient, account: Account) -> None:
     assert await skus(anon_client, account) == []
 
 
 async def test_admin_grant_is_listed_as_a_grant(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
-    account = await sign_up(anon_client)
     resp = await client.post(GRANTS, json={"account_id": account.id, "sku": SKU})
     assert resp.status == 201
     assert await resp.json() == {"ok": True, "account_id": account.id, "sku": SKU}
@@ -291,10 +270,7 @@ async def test_grant_needs_account_and_sku(client: TestClient, body: dict[str, A
     assert resp.status == 400
 
 
-async def test_revoke_of_a_missing_entitlement_is_404(
-    client: TestClient, anon_client: TestClient
-) -> None:
-    account = await sign_up(anon_client)
+async def test_revoke_of_a_missing_entitlement_is_404(client: TestClient, account: Account) -> None:
     resp = await client.delete(f"{GRANTS}/{account.id}/{SKU}")
     assert resp.status == 404
 
@@ -304,12 +280,10 @@ async def test_mint_needs_a_sku(client: TestClient) -> None:
     assert resp.status == 400
 
 
+@pytest.mark.usefixtures("premium")
 async def test_bad_receipt_is_invalid_receipt(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    anon_client: TestClient, settings: Settings, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     for bad in ("not-a-receipt", receipt[:-2] + ("AA" if receipt[-2:] != "AA" else "BB")):
         resp = await buy(anon_client, account, bad)
         assert resp.status == 400, bad
@@ -318,10 +292,10 @@ async def test_bad_receipt_is_invalid_receipt(
     assert purchases_of(settings, account) == 0
 
 
+@pytest.mark.usefixtures("premium")
 async def test_receipt_for_another_sku_is_invalid(
     client: TestClient, anon_client: TestClient
 ) -> None:
-    await premium_pack(client)
     await premium_pack(client, sku="cheaper.sku")
     account = await sign_up(anon_client)
     receipt = await mint(client, "cheaper.sku")
@@ -331,9 +305,10 @@ async def test_receipt_for_another_sku_is_invalid(
     assert await skus(anon_client, account) == []
 
 
-async def test_unknown_platform_is_400(client: TestClient, anon_client: TestClient) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
+@pytest.mark.usefixtures("premium")
+async def test_unknown_platform_is_400(
+    client: TestClient, anon_client: TestClient, account: Account
+) -> None:
     resp = await anon_client.post(
         PURCHASES,
         json=purchase_body(await mint(client), platform="ios"),
@@ -355,17 +330,15 @@ async def test_unknown_platform_is_400(client: TestClient, anon_client: TestClie
     ],
 )
 async def test_purchase_needs_sku_platform_and_receipt(
-    anon_client: TestClient, body: dict[str, Any]
+    anon_client: TestClient, body: dict[str, Any], account: Account
 ) -> None:
-    account = await sign_up(anon_client)
     resp = await anon_client.post(PURCHASES, json=body, headers=account.headers)
     assert resp.status == 400
 
 
 async def test_unknown_sku_is_404(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account
 ) -> None:
-    account = await sign_up(anon_client)
     resp = await buy(
         anon_client, account, await mint(client, "nothing.sells.this"), "nothing.sells.this"
     )
@@ -374,10 +347,10 @@ async def test_unknown_sku_is_404(
     assert purchases_of(settings, account) == 0
 
 
+@pytest.mark.usefixtures("premium")
 async def test_receipt_used_by_another_account_is_a_conflict(
     client: TestClient, anon_client: TestClient, settings: Settings
 ) -> None:
-    await premium_pack(client)
     first, second = await sign_up(anon_client), await sign_up(anon_client)
     receipt = await mint(client)
     assert (await buy(anon_client, first, receipt)).status == 201
@@ -388,12 +361,10 @@ async def test_receipt_used_by_another_account_is_a_conflict(
     assert purchases_of(settings, second) == 0
 
 
+@pytest.mark.usefixtures("premium")
 async def test_same_receipt_again_by_the_same_account_is_one_purchase(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    anon_client: TestClient, settings: Settings, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     first = await buy(anon_client, account, receipt)
     again = await buy(anon_client, account, receipt)
     assert (first.status, again.status) == (201, 201)
@@ -403,11 +374,10 @@ async def test_same_receipt_again_by_the_same_account_is_one_purchase(
     assert purchases_of(settings, account) == 1
 
 
+@pytest.mark.usefixtures("premium")
 async def test_two_receipts_are_two_purchases(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
     first = await buy(anon_client, account, await mint(client))
     second = await buy(anon_client, account, await mint(client))
     assert (await first.json())["purchase"]["id"] != (await second.json())["purchase"]["id"]
@@ -415,8 +385,8 @@ async def test_two_receipts_are_two_purchases(
     assert await skus(anon_client, account) == [SKU]
 
 
+@pytest.mark.usefixtures("premium")
 async def test_the_server_admin_cannot_purchase(client: TestClient) -> None:
-    await premium_pack(client)
     resp = await client.post(PURCHASES, json=purchase_body(await mint(client)))
     assert resp.status == 400
 
@@ -424,12 +394,10 @@ async def test_the_server_admin_cannot_purchase(client: TestClient) -> None:
 # Idempotency-Key ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("premium")
 async def test_same_key_and_body_replays_the_first_response(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     first = await buy(anon_client, account, receipt, **{"Idempotency-Key": "buy-1"})
     assert first.status == 201
     assert "Idempotent-Replayed" not in first.headers
@@ -444,12 +412,10 @@ async def test_same_key_and_body_replays_the_first_response(
     assert purchases_of(settings, account) == 1
 
 
+@pytest.mark.usefixtures("premium")
 async def test_same_key_with_reordered_json_keys_replays(
-    client: TestClient, anon_client: TestClient
+    anon_client: TestClient, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     headers = {**account.headers, "Idempotency-Key": "k", "Content-Type": "application/json"}
     first = await anon_client.post(
         PURCHASES,
@@ -465,11 +431,10 @@ async def test_same_key_with_reordered_json_keys_replays(
     assert again.headers["Idempotent-Replayed"] == "true"
 
 
+@pytest.mark.usefixtures("premium")
 async def test_same_key_with_another_body_is_422(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
     key = {"Idempotency-Key": "buy-2"}
     assert (await buy(anon_client, account, await mint(client), **key)).status == 201
     resp = await buy(anon_client, account, await mint(client), **key)
@@ -478,10 +443,10 @@ async def test_same_key_with_another_body_is_422(
     assert purchases_of(settings, account) == 1
 
 
+@pytest.mark.usefixtures("premium")
 async def test_same_key_on_another_route_is_422(
     client: TestClient, anon_client: TestClient
 ) -> None:
-    await premium_pack(client)
     free = await create_pack(client)
     account = await sign_up(anon_client)
     key = {"Idempotency-Key": "one-key"}
@@ -493,12 +458,10 @@ async def test_same_key_on_another_route_is_422(
     assert (await resp.json())["error"] == "idempotency_key_reused"
 
 
+@pytest.mark.usefixtures("premium")
 async def test_key_older_than_a_day_no_longer_replays(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     key = {"Idempotency-Key": "old-key"}
     assert (await buy(anon_client, account, receipt, **key)).status == 201
     await revoke(client, account)
@@ -517,12 +480,10 @@ async def test_key_older_than_a_day_no_longer_replays(
     assert await skus(anon_client, account) == []
 
 
+@pytest.mark.usefixtures("premium")
 async def test_a_revoked_purchase_cannot_be_replayed_to_restore_the_entitlement(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     assert (await buy(anon_client, account, receipt)).status == 201
     await revoke(client, account)
     again = await buy(anon_client, account, receipt)
@@ -531,11 +492,10 @@ async def test_a_revoked_purchase_cannot_be_replayed_to_restore_the_entitlement(
     assert await skus(anon_client, account) == []
 
 
+@pytest.mark.usefixtures("premium")
 async def test_expired_key_may_be_used_for_another_request(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    client: TestClient, anon_client: TestClient, settings: Settings, account: Account
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
     key = {"Idempotency-Key": "reused-after-a-day"}
     assert (await buy(anon_client, account, await mint(client), **key)).status == 201
     with contextlib.closing(sqlite3.connect(settings.database_path, timeout=10)) as conn:
@@ -549,10 +509,10 @@ async def test_expired_key_may_be_used_for_another_request(
     assert replay.status == 422
 
 
+@pytest.mark.usefixtures("premium")
 async def test_keys_are_per_account(
     client: TestClient, anon_client: TestClient, settings: Settings
 ) -> None:
-    await premium_pack(client)
     first, second = await sign_up(anon_client), await sign_up(anon_client)
     key = {"Idempotency-Key": "shared-key"}
     one = await buy(anon_client, first, await mint(client), **key)
@@ -563,13 +523,10 @@ async def test_keys_are_per_account(
     assert purchases_of(settings, first) == purchases_of(settings, second) == 1
 
 
+@pytest.mark.usefixtures("premium")
 async def test_concurrent_requests_with_one_key_have_one_effect(
-    client: TestClient, anon_client: TestClient, settings: Settings
+    anon_client: TestClient, settings: Settings, account: Account, receipt: str
 ) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
-
     async def attempt() -> tuple[int, bytes, bool]:
         resp = await buy(anon_client, account, receipt, **{"Idempotency-Key": "racing"})
         return resp.status, await resp.read(), "Idempotent-Replayed" in resp.headers
@@ -582,10 +539,8 @@ async def test_concurrent_requests_with_one_key_have_one_effect(
 
 
 async def test_a_refused_request_leaves_the_key_unused(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account, receipt: str
 ) -> None:
-    account = await sign_up(anon_client)
-    receipt = await mint(client)
     key = {"Idempotency-Key": "too-early"}
     assert (await buy(anon_client, account, receipt, **key)).status == 404  # not on sale yet
     await premium_pack(client)
@@ -594,8 +549,9 @@ async def test_a_refused_request_leaves_the_key_unused(
     assert "Idempotent-Replayed" not in resp.headers
 
 
-async def test_admin_writes_replay_too(client: TestClient, anon_client: TestClient) -> None:
-    account = await sign_up(anon_client)
+async def test_admin_writes_replay_too(
+    client: TestClient, anon_client: TestClient, account: Account
+) -> None:
     key = {"Idempotency-Key": "grant-once"}
     body = {"account_id": account.id, "sku": SKU}
     first = await client.post(GRANTS, json=body, headers=key)
@@ -607,9 +563,10 @@ async def test_admin_writes_replay_too(client: TestClient, anon_client: TestClie
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
-async def test_invalid_key_is_400(client: TestClient, anon_client: TestClient, key: str) -> None:
-    await premium_pack(client)
-    account = await sign_up(anon_client)
+@pytest.mark.usefixtures("premium")
+async def test_invalid_key_is_400(
+    client: TestClient, anon_client: TestClient, key: str, account: Account
+) -> None:
     resp = await buy(anon_client, account, await mint(client), **{"Idempotency-Key": key})
     assert resp.status == 400
     assert await skus(anon_client, account) == []

@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from conftest import Account, sign_up
 
 PACKS = "/v1/store/packs"
 ADMIN_PACKS = "/v1/admin/store/packs"
 SKU = "com.example.premium"
 PROMPTS = [{"id": "p1", "text": "Good morning"}, {"id": "p2", "text": "Good night"}]
-
-
-@dataclass
-class Account:
-    id: str
-    db: str
-    access_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.access_token}
-
-
-async def sign_up(http: TestClient) -> Account:
-    resp = await http.post("/v1/auth/anonymous")
-    assert resp.status == 201, await resp.text()
-    body = await resp.json()
-    return Account(body["account"]["id"], body["account"]["db"], body["access_token"])
 
 
 def pack_body(slug: str, **fields: Any) -> dict[str, Any]:
@@ -87,10 +69,9 @@ def generation(rev: str) -> int:
 
 
 async def test_install_writes_the_pack_into_the_callers_database(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     resp = await install(anon_client, account, pack)
     assert resp.status == 201, await resp.text()
     result = await resp.json()
@@ -122,9 +103,10 @@ async def test_install_touches_no_other_database(
     assert await all_doc_ids(anon_client, bystander) == []
 
 
-async def test_install_again_is_unchanged(client: TestClient, anon_client: TestClient) -> None:
+async def test_install_again_is_unchanged(
+    client: TestClient, anon_client: TestClient, account: Account
+) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     first = await (await install(anon_client, account, pack)).json()
     resp = await install(anon_client, account, pack)
     assert resp.status == 200
@@ -135,10 +117,9 @@ async def test_install_again_is_unchanged(client: TestClient, anon_client: TestC
 
 
 async def test_install_after_a_store_update_writes_a_new_revision(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     first = await (await install(anon_client, account, pack)).json()
     new_prompts = [{"id": "p3", "text": "See you"}]
     updated = await update_pack(client, pack, title="Greetings 2", prompts=new_prompts)
@@ -165,10 +146,9 @@ async def test_install_after_a_store_update_writes_a_new_revision(
 
 
 async def test_concurrent_installs_write_one_revision(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     responses = await asyncio.gather(*(install(anon_client, account, pack) for _ in range(5)))
     results = [(r.status, await r.json()) for r in responses]
     assert sorted(status for status, _ in results) == [200, 200, 200, 200, 201]
@@ -178,9 +158,10 @@ async def test_concurrent_installs_write_one_revision(
     assert await all_doc_ids(anon_client, account) == [doc_id(pack)]
 
 
-async def test_update_keeps_created_at(client: TestClient, anon_client: TestClient) -> None:
+async def test_update_keeps_created_at(
+    client: TestClient, anon_client: TestClient, account: Account
+) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     await install(anon_client, account, pack)
     created = (await (await read_doc(anon_client, account, pack)).json())["created_at"]
     await update_pack(client, pack, title="Newer")
@@ -191,10 +172,9 @@ async def test_update_keeps_created_at(client: TestClient, anon_client: TestClie
 
 
 async def test_premium_install_without_entitlement_is_403(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client, tier="premium", sku=SKU)
-    account = await sign_up(anon_client)
     resp = await install(anon_client, account, pack)
     assert resp.status == 403
     body = await resp.json()
@@ -204,10 +184,9 @@ async def test_premium_install_without_entitlement_is_403(
 
 
 async def test_premium_install_with_an_entitlement(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client, tier="premium", sku=SKU)
-    account = await sign_up(anon_client)
     resp = await client.post(
         "/v1/admin/store/entitlements", json={"account_id": account.id, "sku": SKU}
     )
@@ -220,10 +199,9 @@ async def test_premium_install_with_an_entitlement(
 
 
 async def test_install_recreates_a_deleted_document(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     first = await (await install(anon_client, account, pack)).json()
     resp = await anon_client.delete(
         f"/{account.db}/{doc_id(pack)}", params={"rev": first["rev"]}, headers=account.headers
@@ -242,10 +220,9 @@ async def test_install_recreates_a_deleted_document(
 
 
 async def test_install_replays_with_an_idempotency_key(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     first = await install(anon_client, account, pack, key="install-1")
     assert first.status == 201
     first_body = await first.read()
@@ -259,26 +236,23 @@ async def test_install_replays_with_an_idempotency_key(
     assert (doc["title"], doc["source"]["version"]) == ("Greetings", 1)
 
 
-async def test_install_of_an_unknown_pack_is_404(anon_client: TestClient) -> None:
-    account = await sign_up(anon_client)
+async def test_install_of_an_unknown_pack_is_404(anon_client: TestClient, account: Account) -> None:
     resp = await anon_client.post(f"{PACKS}/nosuchpack/install", headers=account.headers)
     assert resp.status == 404
 
 
 async def test_install_of_an_unpublished_pack_is_404(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
     assert (await client.delete(f"{ADMIN_PACKS}/{pack['id']}")).status == 200
-    account = await sign_up(anon_client)
     assert (await install(anon_client, account, pack)).status == 404
 
 
 async def test_unpublishing_leaves_installed_copies(
-    client: TestClient, anon_client: TestClient
+    client: TestClient, anon_client: TestClient, account: Account
 ) -> None:
     pack = await create_pack(client)
-    account = await sign_up(anon_client)
     assert (await install(anon_client, account, pack)).status == 201
     assert (await client.delete(f"{ADMIN_PACKS}/{pack['id']}")).status == 200
     assert (await read_doc(anon_client, account, pack)).status == 200
