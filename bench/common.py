@@ -20,11 +20,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
@@ -571,6 +571,25 @@ class Profiles:
                 check=False,
             )
             print(done.stdout or done.stderr)
+
+
+def print_ending(profiles: Profiles, variants: Sequence[Variant] = ()) -> None:
+    """The end of a report: the settings of ``variants`` (syncd run other ways), the machine,
+    the py-spy profiles."""
+    for v in variants:
+        print(f"  {v.label}: root {v.root}, switch interval {v.switch_interval}, env {dict(v.env)}")
+    print()
+    print_machine()
+    profiles.summarize()
+
+
+def run_main(main: Callable[[], int], script: str) -> NoReturn:
+    """Exit with ``main()``'s code; on a BenchError, its message after ``script`` and 1."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def py_spy_available() -> bool:
