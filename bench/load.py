@@ -7,14 +7,14 @@
 Starts syncd (this checkout, default settings) and PouchDB Server 4.2 (leveldb on disk), one
 after the other, each on a free 127.0.0.1 port with a fresh temp dir, creates 100 databases
 as admin, and opens 10 longpoll listeners on each (1,000 in all, each on its own keep-alive
-connection) that re-poll with ``since=<last_seq>`` after every answer, as PouchDB's live sync
+connection, all in one Node process: bench/listeners.js) that re-poll with ``since=<last_seq>`` after every answer, as PouchDB's live sync
 does (``feed=longpoll&style=all_docs&heartbeat=10000&limit=100``). Once they all wait, one
 writer PUTs new ~1 KB pack documents at 200 writes/s (open loop, round-robin over the
 databases, at most 200 in flight) for 25 s, then the listeners get up to 15 s to catch up.
 
 Measured: writes acknowledged per second; deliveries (every write must reach every listener
 of its database); write-ack -> listener-wake latency (the time the listener's answer holding
-the change was read, minus the time the writer's PUT answer was read; both in this process);
+the change was read, minus the time the writer's PUT answer was read; both CLOCK_MONOTONIC);
 the server's resident memory (VmRSS from /proc/PID/status, summed over its process session)
 before the listeners, with them waiting, and at peak under load; server CPU. Targets: every
 write delivered to every listener, wake p99 < 50 ms, RSS < 150 MB. A benchmark, not a test.
@@ -40,16 +40,18 @@ from common import (
     Profiles,
     Server,
     ThreadTimes,
-    Variant,
+    add_server_options,
+    chosen_servers,
     client_session,
-    ensure_node_modules,
+    informative,
     own_cpu,
     pack_docs,
-    parse_variant,
     percentile,
     pouchdb_server,
     print_ending,
+    print_rounds,
     print_table,
+    print_targets,
     raise_nofile,
     require_py_spy,
     run_main,
@@ -65,6 +67,7 @@ RSS_TARGET_MB = 150.0
 MB = 1024 * 1024
 SETTLE_TIMEOUT = 60  # every listener has sent its first poll and waits
 DRAIN_SECONDS = 15  # after the last write: listeners catching up
+SERVERS = ("syncd", "pouchdb-server")
 
 
 @dataclass
@@ -346,26 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds, alternating the servers (median shown)"
     )
-    parser.add_argument(
-        "--only", action="append", choices=("syncd", "pouchdb-server"), help="subset"
-    )
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="also measure syncd run another way (switch=S, root=DIR, env=K=V, label=TEXT)",
-    )
-    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record syncd with py-spy")
+    add_server_options(parser, SERVERS)
     args = parser.parse_args(argv)
     require_py_spy(args.py_spy)
     listeners = args.dbs * args.listeners_per_db
     nofile = raise_nofile(2 * listeners + 1024)  # this process and the servers (inherited)
-    wanted = args.only or ["syncd", "pouchdb-server"]
-    variants = [Variant()] if "syncd" in wanted else []
-    variants += [parse_variant(spec) for spec in args.variant]
-    if "pouchdb-server" in wanted:
-        ensure_node_modules()
+    wanted, variants = chosen_servers(args, SERVERS)
     profiles = Profiles(args.py_spy)
     runs: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="syncd-bench-load-") as tmp:
@@ -478,22 +467,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         pouch = results.get("PouchDB Server 4.2")
         if pouch is not None:
-            checks.append(
-                [
-                    f"{label} writes/s / PouchDB Server's",
-                    f"{r.rate / pouch.rate:.2f}x",
-                    "",
-                    "(informative)",
-                ]
-            )
-    print_table(["", "figure", "target", ""], checks)
-    if args.rounds > 1:
-        print()
-        for label, rs in runs.items():
-            print(
-                f"  rounds of {label} (wake p50/p99 ms, writes/s): "
-                + ", ".join(f"{x.ms(50):.0f}/{x.ms(99):.0f} {x.rate:.0f}" for x in rs)
-            )
+            checks.append(informative(f"{label} writes/s / PouchDB Server's", r.rate / pouch.rate))
+    print_targets(checks)
+    per_round = [
+        (
+            label,
+            "wake p50/p99 ms, writes/s",
+            [f"{x.ms(50):.0f}/{x.ms(99):.0f} {x.rate:.0f}" for x in rs],
+        )
+        for label, rs in runs.items()
+    ]
+    print_rounds(args.rounds, per_round)
     print_ending(profiles, variants[1:])
     return 0
 
