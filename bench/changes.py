@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,14 +32,17 @@ from common import (
     Profiles,
     Server,
     Variant,
+    add_server_options,
+    chosen_servers,
     client_session,
-    ensure_node_modules,
+    informative,
     pack_docs,
-    parse_variant,
     pouchdb_server,
-    print_machine,
+    print_ending,
     print_table,
+    print_targets,
     require_py_spy,
+    run_main,
     running,
     server_cpu,
     verdict,
@@ -49,6 +51,7 @@ from common import (
 TARGET = 100_000  # changes/s, syncd, normal feed
 BATCH = 100
 REQUEST_TIMEOUT = 300
+SERVERS = ("syncd", "pouchdb-server", "plain")
 
 
 @dataclass
@@ -154,24 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=7, help="reads of each feed per server")
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument(
-        "--only", action="append", choices=("syncd", "pouchdb-server", "plain"), help="subset"
-    )
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="also measure syncd run another way (switch=S, root=DIR, env=K=V, label=TEXT)",
-    )
-    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record syncd with py-spy")
+    add_server_options(parser, SERVERS)
     args = parser.parse_args(argv)
     require_py_spy(args.py_spy)
-    wanted = args.only or ["syncd", "pouchdb-server", "plain"]
-    variants = [Variant()] if "syncd" in wanted or "plain" in wanted else []
-    variants += [parse_variant(spec) for spec in args.variant]
-    if "pouchdb-server" in wanted:
-        ensure_node_modules()
+    wanted, variants = chosen_servers(args, SERVERS, syncd_for=("syncd", "plain"))
     docs = pack_docs(args.docs, args.seed)
     n = len(docs)
     profiles = Profiles(args.py_spy)
@@ -260,25 +249,17 @@ def main(argv: list[str] | None = None) -> int:
             for include_docs in (False, True):
                 ratio = by_mode[include_docs].median(n) / pouch[include_docs].median(n)
                 name = "include_docs" if include_docs else "normal"
-                checks.append(
-                    [f"{label} {name} / PouchDB Server", f"{ratio:.2f}x", "", "(informative)"]
-                )
-    print_table(["", "figure", "target", ""], checks, first=36)
+                checks.append(informative(f"{label} {name} / PouchDB Server", ratio))
+    print_targets(checks, first=36)
     if load_seconds:
         print()
         print(
             "  loading (untimed for the targets): "
             + ", ".join(f"{k} {n / v:,.0f} docs/s" for k, v in load_seconds.items())
         )
-    print()
-    print_machine()
-    profiles.summarize()
+    print_ending(profiles)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"bench/changes.py: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main, "bench/changes.py")

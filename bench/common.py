@@ -10,6 +10,7 @@ plain SQLite reference, and the report helpers.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -20,7 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -508,6 +509,34 @@ def plain_sqlite_insert(
         conn.close()
 
 
+# --- command line ------------------------------------------------------------------------------
+
+VARIANT_HELP = "also measure syncd run another way (switch=S, root=DIR, env=K=V, label=TEXT)"
+
+
+def add_server_options(
+    parser: argparse.ArgumentParser, only: Sequence[str], variant_help: str = VARIANT_HELP
+) -> None:
+    """``--only`` (one of ``only``, repeatable), ``--variant SPEC`` and ``--py-spy DIR``."""
+    parser.add_argument("--only", action="append", choices=tuple(only), help="subset")
+    parser.add_argument("--variant", action="append", default=[], metavar="SPEC", help=variant_help)
+    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record syncd with py-spy")
+
+
+def chosen_servers(
+    args: argparse.Namespace, only: Sequence[str], syncd_for: Sequence[str] = ("syncd",)
+) -> tuple[list[str], list[Variant]]:
+    """What ``--only`` asks for (all of ``only`` without it) and the syncd variants to run:
+    this checkout's syncd first when one of ``syncd_for`` is asked for, then each
+    ``--variant``. Installs PouchDB Server's npm packages when it is asked for."""
+    wanted = args.only or list(only)
+    variants = [Variant()] if any(name in wanted for name in syncd_for) else []
+    variants += [parse_variant(spec) for spec in args.variant]
+    if "pouchdb-server" in wanted:
+        ensure_node_modules()
+    return wanted, variants
+
+
 # --- reporting ---------------------------------------------------------------------------------
 
 
@@ -523,6 +552,24 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], first: int
         cells = [str(row[0]).ljust(widths[0])]
         cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         print("  " + "  ".join(cells).rstrip())
+
+
+def informative(name: str, ratio: float) -> list[str]:
+    """A row of the targets table: a ratio with no target."""
+    return [name, f"{ratio:.2f}x", "", "(informative)"]
+
+
+def print_targets(rows: Sequence[Sequence[str]], first: int = 34) -> None:
+    """The targets table: figure, target, verdict."""
+    print_table(["", "figure", "target", ""], rows, first)
+
+
+def print_rounds(rounds: int, lines: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+    """With more than one round, a line per ``(label, what the figures are, one per round)``."""
+    if rounds > 1:
+        print()
+        for label, what, figures in lines:
+            print(f"  rounds of {label} ({what}): " + ", ".join(figures))
 
 
 def cpu_pressure() -> str:

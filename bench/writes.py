@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -40,20 +40,23 @@ from common import (
     Profiles,
     Server,
     ThreadTimes,
-    Variant,
+    add_server_options,
+    chosen_servers,
     client_session,
-    ensure_node_modules,
+    informative,
     mean_size,
     own_cpu,
     pack_docs,
-    parse_variant,
     percentile,
     plain_rows,
     plain_sqlite_insert,
     pouchdb_server,
-    print_machine,
+    print_ending,
+    print_rounds,
     print_table,
+    print_targets,
     require_py_spy,
+    run_main,
     running,
     server_cpu,
     thread_times,
@@ -64,6 +67,9 @@ PUT_TARGET = 5.0  # single PUTs: x PouchDB Server
 P99_TARGET_MS = 50.0
 BULK_TARGET = 0.5  # bulk: x plain SQLite
 REQUEST_TIMEOUT = 60
+SERVERS = ("syncd", "pouchdb-server", "plain")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -110,24 +116,27 @@ async def _create_db(server: Server, db: str) -> None:
         await resp.read()
 
 
-async def _puts(
-    server: Server, db: str, bodies: list[tuple[str, bytes]], clients: int, max_seconds: float
+async def _phase(
+    server: Server,
+    items: Sequence[T],
+    send: Callable[[aiohttp.ClientSession, T], Awaitable[None]],
+    clients: int,
+    max_seconds: float,
+    docs_per_item: int = 1,
 ) -> Phase:
-    """Each of ``clients`` PUTs the next document until all are written or time is up."""
+    """Each of ``clients`` sends the next item until all are sent or time is up; one latency
+    per item, from before ``send`` to its end."""
     latencies: list[float] = []
     next_index = 0
     deadline = time.perf_counter() + max_seconds
 
     async def client(session: aiohttp.ClientSession) -> None:
         nonlocal next_index
-        while next_index < len(bodies) and time.perf_counter() < deadline:
-            doc_id, body = bodies[next_index]
+        while next_index < len(items) and time.perf_counter() < deadline:
+            item = items[next_index]
             next_index += 1
             t0 = time.perf_counter()
-            async with session.put(f"/{db}/{doc_id}", data=body) as resp:
-                answer = await resp.read()
-                if resp.status not in (201, 202):
-                    raise BenchError(f"{server.name}: PUT {doc_id}: {resp.status} {answer[:300]!r}")
+            await send(session, item)
             latencies.append(time.perf_counter() - t0)
 
     async with await _session(server, clients) as session:
@@ -136,52 +145,46 @@ async def _puts(
         await asyncio.gather(*(client(session) for _ in range(clients)))
         seconds = time.perf_counter() - t0
         return Phase(
-            len(latencies),
+            len(latencies) * docs_per_item,
             seconds,
             latencies,
             server_cpu(server) - cpu0,
             own_cpu() - own0,
             thread_times(_pid(server)) - threads0,
         )
+
+
+async def _puts(
+    server: Server, db: str, bodies: list[tuple[str, bytes]], clients: int, max_seconds: float
+) -> Phase:
+    """Each of ``clients`` PUTs the next document until all are written or time is up."""
+
+    async def put(session: aiohttp.ClientSession, item: tuple[str, bytes]) -> None:
+        doc_id, body = item
+        async with session.put(f"/{db}/{doc_id}", data=body) as resp:
+            answer = await resp.read()
+            if resp.status not in (201, 202):
+                raise BenchError(f"{server.name}: PUT {doc_id}: {resp.status} {answer[:300]!r}")
+
+    return await _phase(server, bodies, put, clients, max_seconds)
 
 
 async def _bulk(
     server: Server, db: str, batches: list[bytes], per_batch: int, clients: int, max_seconds: float
 ) -> Phase:
     """Each of ``clients`` posts the next batch of ``_bulk_docs`` until all are written."""
-    latencies: list[float] = []
-    next_index = 0
-    deadline = time.perf_counter() + max_seconds
 
-    async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal next_index
-        while next_index < len(batches) and time.perf_counter() < deadline:
-            body = batches[next_index]
-            next_index += 1
-            t0 = time.perf_counter()
-            async with session.post(f"/{db}/_bulk_docs", data=body) as resp:
-                answer = await resp.read()
-                if resp.status != 201:
-                    raise BenchError(f"{server.name}: _bulk_docs: {resp.status} {answer[:300]!r}")
-            results = orjson.loads(answer)
-            if len(results) != per_batch or not all(r.get("ok") for r in results):
-                bad = next((r for r in results if not r.get("ok")), results[:1])
-                raise BenchError(f"{server.name}: _bulk_docs refused a document: {bad}")
-            latencies.append(time.perf_counter() - t0)
+    async def post(session: aiohttp.ClientSession, body: bytes) -> None:
+        async with session.post(f"/{db}/_bulk_docs", data=body) as resp:
+            answer = await resp.read()
+            if resp.status != 201:
+                raise BenchError(f"{server.name}: _bulk_docs: {resp.status} {answer[:300]!r}")
+        results = orjson.loads(answer)
+        if len(results) != per_batch or not all(r.get("ok") for r in results):
+            bad = next((r for r in results if not r.get("ok")), results[:1])
+            raise BenchError(f"{server.name}: _bulk_docs refused a document: {bad}")
 
-    async with await _session(server, clients) as session:
-        cpu0, own0, t0 = server_cpu(server), own_cpu(), time.perf_counter()
-        threads0 = thread_times(_pid(server))
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        seconds = time.perf_counter() - t0
-        return Phase(
-            len(latencies) * per_batch,
-            seconds,
-            latencies,
-            server_cpu(server) - cpu0,
-            own_cpu() - own0,
-            thread_times(_pid(server)) - threads0,
-        )
+    return await _phase(server, batches, post, clients, max_seconds, docs_per_item=per_batch)
 
 
 async def _count(server: Server, db: str) -> int:
@@ -245,6 +248,11 @@ def _median_phase(phases: list[Phase]) -> Phase:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def _rates(rounds: list[dict[str, Phase]]) -> list[str]:
+    """PUT/bulk docs/s of each round."""
+    return [f"{o['puts'].rate:,.0f}/{o['bulk'].rate:,.0f}" for o in rounds]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--puts", type=int, default=10_000, help="documents PUT one by one")
@@ -255,28 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=120, help="time limit per phase")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (median reported)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--only", action="append", choices=("syncd", "pouchdb-server", "plain"), help="subset"
-    )
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="also measure syncd run another way, alternating with the default in the same run: "
+    add_server_options(
+        parser,
+        SERVERS,
+        "also measure syncd run another way, alternating with the default in the same run: "
         "switch=0.001 (sys.setswitchinterval at start), root=DIR (another checkout), "
         "env=NAME=VALUE, label=TEXT; comma-separated, repeatable",
     )
-    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="record syncd with py-spy")
     args = parser.parse_args(argv)
     if args.bulk_docs % args.bulk_size:
         parser.error("--bulk-docs must be a multiple of --bulk-size")
     require_py_spy(args.py_spy)
-    wanted = args.only or ["syncd", "pouchdb-server", "plain"]
-    variants = [Variant()] if "syncd" in wanted else []
-    variants += [parse_variant(spec) for spec in args.variant]
-    if "pouchdb-server" in wanted:
-        ensure_node_modules()
+    wanted, variants = chosen_servers(args, SERVERS)
 
     docs = pack_docs(args.puts + args.bulk_docs + 500, args.seed)
     put_docs, bulk_docs = docs[: args.puts], docs[args.puts : args.puts + args.bulk_docs]
@@ -390,39 +388,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         if pouch_bulk is not None:
             targets.append(
-                [
-                    f"{label} _bulk_docs / PouchDB Server",
-                    f"{bulk.rate / pouch_bulk.rate:.2f}x",
-                    "",
-                    "(informative)",
-                ]
+                informative(f"{label} _bulk_docs / PouchDB Server", bulk.rate / pouch_bulk.rate)
             )
-    print_table(["", "figure", "target", ""], targets)
-    if args.rounds > 1:
-        print()
-        for label, runs in results.items():
-            print(
-                f"  rounds of {label} (PUT/bulk docs/s): "
-                + ", ".join(f"{o['puts'].rate:,.0f}/{o['bulk'].rate:,.0f}" for o in runs)
-            )
-        if pouch:
-            print(
-                "  rounds of PouchDB Server (PUT/bulk docs/s): "
-                + ", ".join(f"{o['puts'].rate:,.0f}/{o['bulk'].rate:,.0f}" for o in pouch)
-            )
-        if plain:
-            print("  rounds of plain SQLite (docs/s): " + ", ".join(f"{p:,.0f}" for p in plain))
-    for v in variants[1:]:
-        print(f"  {v.label}: root {v.root}, switch interval {v.switch_interval}, env {dict(v.env)}")
-    print()
-    print_machine()
-    profiles.summarize()
+    print_targets(targets)
+    per_round = [(label, "PUT/bulk docs/s", _rates(runs)) for label, runs in results.items()]
+    if pouch:
+        per_round.append(("PouchDB Server", "PUT/bulk docs/s", _rates(pouch)))
+    if plain:
+        per_round.append(("plain SQLite", "docs/s", [f"{p:,.0f}" for p in plain]))
+    print_rounds(args.rounds, per_round)
+    print_ending(profiles, variants[1:])
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"bench/writes.py: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main, "bench/writes.py")
