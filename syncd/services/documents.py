@@ -236,7 +236,7 @@ class DocumentService:
         def op(tx: WriteTx) -> list[WriteResult]:
             return _apply_writes(tx, db_name, prepared, new_edits)
 
-        return await self.writer.submit(op)
+        return await self.writer.submit(op, cost=_write_cost(prepared))
 
     async def write_doc(self, db_name: str, doc: IncomingDoc, new_edits: bool = True) -> str:
         """Write one document and return its rev; raise its error (409, 403, ...)."""
@@ -633,6 +633,12 @@ def _apply_writes(
         store.update_db_counters(conn, db.id, seq, doc_delta, del_delta)
         tx.mark_changed(db_name, seq)
     return results
+
+
+def _write_cost(prepared: Sequence[PreparedDoc]) -> int:
+    """About one per short document, one more per 16 KB of bodies and attachments."""
+    size = sum(len(p.body) + sum(len(a.data) for a in p.atts.new.values()) for p in prepared)
+    return len(prepared) + size // 16384
 
 
 def _resolve_attachments(

@@ -6,8 +6,9 @@ thread hop, not one per statement.
 
 Writes: callers ``await writer.submit(op)``. The writer task takes every op that is waiting,
 runs them in one transaction (each inside its own SAVEPOINT, so one failing op is rolled back
-alone) and commits once. Only after that commit is durable (WAL, ``synchronous=FULL``) are the
-callers' futures resolved. If the commit itself fails, every op of that batch fails and the
+alone) and commits once. A batch of small ops (``submit(op, cost=...)``) runs its
+statements on the event loop and only its COMMIT in the writer's thread. Only after that
+commit is durable (WAL, ``synchronous=FULL``) are the callers' futures resolved. If the commit itself fails, every op of that batch fails and the
 database is left as it was; the writer keeps running.
 """
 
@@ -33,6 +34,10 @@ log = logging.getLogger("syncd.store")
 T = TypeVar("T")
 
 MAX_BATCH = 256
+BUSY_TIMEOUT_MS = 10_000
+# A batch of ops whose costs add up to at most this (about one per short document) runs its
+# statements on the event loop, a few milliseconds at most; its COMMIT runs in the thread.
+INLINE_COST = 64
 
 
 def configure(
@@ -42,7 +47,7 @@ def configure(
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA cache_size=-32000")
     conn.execute("PRAGMA temp_store=MEMORY")
     if max_bytes is not None:
@@ -103,7 +108,9 @@ class Writer:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
-        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any], int | None]] = (
+            asyncio.Queue()
+        )
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
         self._observers: list[CommitObserver] = []
@@ -145,12 +152,18 @@ class Writer:
             await self._task
         self._task = None
 
-    async def submit(self, op: Callable[[WriteTx], T]) -> T:
-        """Queue ``op`` and return its result once the transaction holding it committed."""
+    async def submit(self, op: Callable[[WriteTx], T], cost: int | None = None) -> T:
+        """Queue ``op`` and return its result once the transaction holding it committed.
+
+        ``cost`` says how small ``op`` is (about one per short document written); a batch of
+        ops whose costs add up to at most ``INLINE_COST`` runs its statements on the event
+        loop and sends only the COMMIT to the writer's thread. Without a cost, the batch
+        runs in the thread.
+        """
         if self._task is None:
             raise CouchError(503, "service_unavailable", "The database is closed.")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((op, future))
+        self._queue.put_nowait((op, future, cost))
         return await future
 
     async def _loop(self) -> None:
@@ -165,15 +178,50 @@ class Writer:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
-        ops = [op for op, _ in batch]
+    async def _apply(
+        self, ops: list[WriteOp], inline: bool
+    ) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
+        """Run a batch and commit it: inline (statements here, COMMIT in the thread) or all
+        in the writer's thread.
+
+        In the thread every SQLite call releases the GIL and must take it back from a busy
+        event loop, a wait of up to the interpreter's switch interval each time; a batch of
+        small writes spent most of its time waiting so. Inline, the statements (~100 us a
+        short document) run at once and the thread only waits for the fsync. Under the PUT
+        benchmark: +15% documents/s and ~6% less CPU per PUT (3 paired rounds). The event
+        loop never waits for a lock here: BEGIN IMMEDIATE is tried with no busy timeout and,
+        if another connection holds the write lock, the batch goes to the thread, which waits.
+        """
+        if inline:
+            conn = self._conn._conn  # idle: the writer task is its only user
+            conn.execute("PRAGMA busy_timeout=0")  # never wait for a lock on the event loop
+            try:
+                began = _begin(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if began:
+                try:
+                    outcomes, changed = _run_ops(conn, ops)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if conn.in_transaction:
+                    await run(self._conn, _finish)
+                return outcomes, changed
+        return await run(self._conn, _run_batch, ops)
+
+    async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any], int | None]]) -> None:
+        ops = [op for op, _, _ in batch]
+        costs = [cost for _, _, cost in batch]
+        inline = None not in costs and sum(c for c in costs if c is not None) <= INLINE_COST
         started = time.perf_counter()
         try:
-            outcomes, changed = await run(self._conn, _run_batch, ops)
+            outcomes, changed = await self._apply(ops, inline)
         except Exception as exc:  # the commit itself failed: the whole batch fails
             log.error("commit failed: %s", type(exc).__name__, extra={"error": str(exc)})
             self.stats.failed_batches += 1
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(
                         _storage_error(exc)
@@ -191,7 +239,7 @@ class Writer:
         # The writers' futures first: their callbacks then run before those of the feeds
         # this commit wakes, so a write is acknowledged before the (possibly many) feeds
         # that show it are served, not after them.
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+        for (ok, value), (_, future, _) in zip(outcomes, batch, strict=True):
             if future.done():  # the caller went away
                 continue
             if ok:
@@ -206,46 +254,74 @@ class Writer:
 def _run_batch(
     conn: sqlite3.Connection, ops: list[WriteOp]
 ) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
-    """Run ops in one transaction, each in a savepoint; commit once. Runs in the writer thread.
-
-    A lone op needs no savepoint: if it fails, the whole transaction is rolled back. (Every
-    statement here ends with this thread waiting for the GIL while the event loop is busy,
-    so two statements fewer per quiet-time write are worth it.)
-    """
-    outcomes: list[tuple[bool, Any]] = []
-    changed: dict[str, int] = {}
-    alone = len(ops) == 1
+    """Run ops in one transaction and commit once. Runs in the writer thread."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for op in ops:
-            tx = WriteTx(conn)
-            if not alone:
-                conn.execute("SAVEPOINT op")
-            try:
-                value = op(tx)
-            except Exception as exc:
-                if not conn.in_transaction:
-                    # SQLite rolled the whole transaction back (a full disk or size cap does
-                    # that): the ops before this one are undone too, so the batch fails.
-                    raise
-                if alone:
-                    conn.execute("ROLLBACK")
-                else:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                outcomes.append((False, _op_error(exc)))
-            else:
-                if not alone:
-                    conn.execute("RELEASE op")
-                outcomes.append((True, value))
-                changed.update(tx.changed)
-        if conn.in_transaction:
-            conn.execute("COMMIT")
+        outcomes, changed = _run_ops(conn, ops)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if conn.in_transaction:
+        _finish(conn)
     return outcomes, changed
+
+
+def _begin(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE, or False if another connection holds the write lock right now."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    return True
+
+
+def _run_ops(
+    conn: sqlite3.Connection, ops: list[WriteOp]
+) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
+    """Each op in its own savepoint inside the open transaction, one failing op undone alone.
+
+    A lone op needs no savepoint: if it fails, the whole transaction is rolled back. Raises
+    (the caller rolls back) only if SQLite itself ended the transaction.
+    """
+    outcomes: list[tuple[bool, Any]] = []
+    changed: dict[str, int] = {}
+    alone = len(ops) == 1
+    for op in ops:
+        tx = WriteTx(conn)
+        if not alone:
+            conn.execute("SAVEPOINT op")
+        try:
+            value = op(tx)
+        except Exception as exc:
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back (a full disk or size cap does
+                # that): the ops before this one are undone too, so the batch fails.
+                raise
+            if alone:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            outcomes.append((False, _op_error(exc)))
+        else:
+            if not alone:
+                conn.execute("RELEASE op")
+            outcomes.append((True, value))
+            changed.update(tx.changed)
+    return outcomes, changed
+
+
+def _finish(conn: sqlite3.Connection) -> None:
+    """COMMIT (the fsync); if it fails, roll back and raise. Runs in the writer thread."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _op_error(exc: Exception) -> CouchError:
