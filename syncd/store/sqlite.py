@@ -200,12 +200,7 @@ class Writer:
             finally:
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if began:
-                try:
-                    outcomes, changed = _run_ops(conn, ops)
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                outcomes, changed = _run_ops_or_roll_back(conn, ops)
                 if conn.in_transaction:
                     await run(self._conn, _finish)
                 return outcomes, changed
@@ -256,15 +251,22 @@ def _run_batch(
 ) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
     """Run ops in one transaction and commit once. Runs in the writer thread."""
     conn.execute("BEGIN IMMEDIATE")
+    outcomes, changed = _run_ops_or_roll_back(conn, ops)
+    if conn.in_transaction:
+        _finish(conn)
+    return outcomes, changed
+
+
+def _run_ops_or_roll_back(
+    conn: sqlite3.Connection, ops: list[WriteOp]
+) -> tuple[list[tuple[bool, Any]], dict[str, int]]:
+    """``_run_ops`` in the open transaction; if the batch fails, roll it back and raise."""
     try:
-        outcomes, changed = _run_ops(conn, ops)
+        return _run_ops(conn, ops)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if conn.in_transaction:
-        _finish(conn)
-    return outcomes, changed
 
 
 def _begin(conn: sqlite3.Connection) -> bool:
