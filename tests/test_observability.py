@@ -27,6 +27,7 @@ from crashlib import (
     parse_metrics,
 )
 
+from syncd.web.middlewares import new_request_id
 from syncd.web.routes import ROUTES
 
 METRICS_TOKEN = "observability-metrics-token-42"
@@ -388,3 +389,10 @@ async def _until(session: aiohttp.ClientSession, url: str, want: dict[str, float
             return
         assert loop.time() < deadline, seen
         await asyncio.sleep(0.02)  # polling another process, with a deadline
+
+
+def test_generated_request_ids_are_distinct_and_32_hex_digits() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all(GENERATED_ID.match(value) for value in ids)
+    assert len({value[:16] for value in ids}) == 1  # one process, one prefix
