@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -355,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     listeners = args.dbs * args.listeners_per_db
     nofile = raise_nofile(2 * listeners + 1024)  # this process and the servers (inherited)
     wanted, variants = chosen_servers(args, SERVERS)
+    if shutil.which("node") is None:
+        raise BenchError("the listeners run in Node (bench/listeners.js): install Node.js")
     profiles = Profiles(args.py_spy)
     runs: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="syncd-bench-load-") as tmp:
