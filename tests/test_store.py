@@ -374,6 +374,32 @@ def test_an_old_file_is_brought_to_the_latest_version_step_by_step(tmp_path: Pat
         conn.close()
 
 
+def test_revisions_keep_their_bodies_when_revs_becomes_a_rowid_table(tmp_path: Path) -> None:
+    steps = available_migrations()
+    before = [step for step in steps if step.version < 6]
+    conn = connect(tmp_path / "v5.sqlite3")
+    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        for step in before:
+            conn.executescript(step.sql)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (before[-1].version,))
+        conn.execute("INSERT INTO dbs (id, name, created_at) VALUES (1, 'd', '2026-01-01')")
+        conn.execute(
+            "INSERT INTO docs (db_id, doc_id, rev, deleted, seq, tree) "
+            "VALUES (1, 'a', '2-b', 0, 1, '{}')"
+        )
+        kept = [(1, "a", "1-a", b'{"n":1}', None), (1, "a", "2-b", b"x" * 3000, b"[]")]
+        conn.executemany("INSERT INTO revs VALUES (?, ?, ?, ?, ?)", kept)
+        assert migrate(conn) == [step.name for step in steps if step.version >= 6]
+        assert conn.execute("SELECT * FROM revs ORDER BY rev").fetchall() == kept
+        create = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'revs'").fetchone()[0]
+        assert "WITHOUT ROWID" not in create
+        conn.execute("DELETE FROM docs")  # the foreign key still cascades
+        assert conn.execute("SELECT count(*) FROM revs").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     conn = connect(tmp_path / "future.sqlite3")
     try:

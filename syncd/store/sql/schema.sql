@@ -40,6 +40,7 @@ CREATE UNIQUE INDEX docs_by_seq ON docs (db_id, seq);
 
 -- One row per revision whose body is kept: every leaf, and older revisions until compaction.
 -- body is the JSON of the document's own fields; atts the JSON of its attachment stubs.
+-- A rowid table, not WITHOUT ROWID: bodies of a kilobyte fit in its pages (migration 006).
 CREATE TABLE revs (
     db_id  INTEGER NOT NULL,
     doc_id TEXT    NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE revs (
     atts   BLOB,
     PRIMARY KEY (db_id, doc_id, rev),
     FOREIGN KEY (db_id, doc_id) REFERENCES docs (db_id, doc_id) ON DELETE CASCADE
-) WITHOUT ROWID;
+);
 
 -- Attachment bodies, once per digest ("md5-<base64>"); revisions refer to them from revs.atts.
 CREATE TABLE att_bodies (
