@@ -19,6 +19,8 @@ MAX_GENERATION = 999_999_999  # parse_rev reads at most 9 digits: a larger one c
 
 # Members CouchDB accepts on input; the read-only ones are ignored, any other "_x" is refused.
 _IGNORED_SPECIALS = frozenset({"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"})
+# What a _local document in a bulk write may carry besides its own fields.
+_LOCAL_SPECIALS = _IGNORED_SPECIALS | {"_id", "_rev", "_deleted", "_revisions"}
 
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 # A rev travels in ETag headers: control characters and quotes would break the response.
@@ -90,6 +92,24 @@ def validate_deleted(value: object) -> bool:
     if not isinstance(value, bool):
         raise CouchError(400, "doc_validation", "Bad special document member: _deleted")
     return value
+
+
+def parse_local_doc(obj: dict[str, Any], doc_id: str) -> IncomingDoc:
+    """A ``_local/`` document as a bulk write carries it: its own fields, ``_rev`` (``0-N``,
+    checked by the writer side) and ``_deleted``; other special members are refused, as for
+    any document, and the read-only ones dropped."""
+    final_id = validate_doc_id(doc_id, allow_local=True)
+    body: dict[str, Any] = {}
+    for key, value in obj.items():
+        if not key.startswith("_"):
+            body[key] = value
+        elif key not in _LOCAL_SPECIALS:
+            raise CouchError(400, "doc_validation", f"Bad special document member: {key}")
+    rev = obj.get("_rev")
+    if rev is not None and not isinstance(rev, str):
+        raise CouchError(400, "bad_request", "Invalid rev format")
+    deleted = validate_deleted(obj.get("_deleted", False))
+    return IncomingDoc(final_id, rev, None, deleted, body, None)
 
 
 def _parse_revisions(value: object, rev: str | None) -> list[str]:

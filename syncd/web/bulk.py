@@ -8,13 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from syncd.errors import CouchError, bad_request, forbidden
-from syncd.replication.documents import (
-    IncomingDoc,
-    parse_doc,
-    validate_deleted,
-    validate_doc_id,
-    validate_rev,
-)
+from syncd.replication.documents import parse_doc, parse_local_doc, validate_rev
 from syncd.services.documents import AllDocsQuery, PreparedDoc, ReadOptions
 from syncd.web.auth import identity
 from syncd.web.databases import db_name
@@ -29,20 +23,6 @@ from syncd.web.http import (
 from syncd.web.keys import services
 
 DESIGN_FORBIDDEN = "You are not a db or server admin."
-# The special members a _local document may carry in a bulk write (the others are refused,
-# as couch_doc's parser refuses them; the read-only ones are dropped).
-_LOCAL_SPECIALS = frozenset(
-    (
-        "_id",
-        "_rev",
-        "_deleted",
-        "_revisions",
-        "_revs_info",
-        "_conflicts",
-        "_deleted_conflicts",
-        "_local_seq",
-    )
-)
 
 
 def _prepare(raw: Any, new_edits: bool, docs_service: Any, may_design: bool) -> PreparedDoc:
@@ -52,7 +32,6 @@ def _prepare(raw: Any, new_edits: bool, docs_service: Any, may_design: bool) -> 
     try:
         doc = parse_doc(raw)
     except CouchError as exc:
-        raw_id = raw.get("_id") if isinstance(raw, dict) else None
         return PreparedDoc(None, error=exc, error_id=raw_id if isinstance(raw_id, str) else None)
     if doc.id is None:
         if not new_edits:
@@ -92,18 +71,7 @@ def _prepare_local(raw: dict[str, Any], raw_id: str, docs_service: Any) -> Prepa
     """A ``_local/`` document in a bulk write: stored apart, like ``PUT /{db}/_local/{id}``
     (CouchDB accepts them here in both modes and keeps them out of the revision trees)."""
     try:
-        doc_id = validate_doc_id(raw_id, allow_local=True)
-        body: dict[str, Any] = {}
-        for key, value in raw.items():
-            if not key.startswith("_"):
-                body[key] = value
-            elif key not in _LOCAL_SPECIALS:
-                raise CouchError(400, "doc_validation", f"Bad special document member: {key}")
-        rev = raw.get("_rev")
-        if rev is not None and not isinstance(rev, str):
-            raise bad_request("Invalid rev format")
-        deleted = validate_deleted(raw.get("_deleted", False))
-        doc = IncomingDoc(doc_id, rev, None, deleted, body, None)
+        doc = parse_local_doc(raw, raw_id)
     except CouchError as exc:
         return PreparedDoc(None, error=exc, error_id=raw_id)
     prepared: PreparedDoc = docs_service.prepare_local(doc)
