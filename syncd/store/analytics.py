@@ -74,9 +74,10 @@ def insert_events(conn: sqlite3.Connection, values: Sequence[object]) -> None:
 
     ``values`` holds the events' values one event after another, each in EVENT_COLUMNS
     order. A few multi-row INSERTs (one SQLite step, so one GIL release and one wait to get
-    it back, per statement rather than per row), then one statement adds the new rows to the daily counts, read back by their
-    row ids: SQLite gives the rows of one INSERT consecutive ids (one more than the largest),
-    and nothing else writes between our statements.
+    it back, per statement rather than per row), then one statement adds the new rows to
+    the daily counts, read back by their row ids: SQLite gives the rows of one INSERT
+    consecutive ids (one more than the largest), and nothing else writes between our
+    statements.
     """
     count = len(values) // _WIDTH
     if count == 0:

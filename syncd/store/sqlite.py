@@ -8,8 +8,9 @@ Writes: callers ``await writer.submit(op)``. The writer task takes every op that
 runs them in one transaction (each inside its own SAVEPOINT, so one failing op is rolled back
 alone) and commits once. A batch of small ops (``submit(op, cost=...)``) runs its
 statements on the event loop and only its COMMIT in the writer's thread. Only after that
-commit is durable (WAL, ``synchronous=FULL``) are the callers' futures resolved. If the commit itself fails, every op of that batch fails and the
-database is left as it was; the writer keeps running.
+commit is durable (WAL, ``synchronous=FULL``) are the callers' futures resolved. If the
+commit itself fails, every op of that batch fails and the database is left as it was; the
+writer keeps running.
 """
 
 from __future__ import annotations
@@ -277,10 +278,16 @@ def _begin(conn: sqlite3.Connection) -> bool:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _is_busy(exc):
             return False
         raise
     return True
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock ("database is locked",
+    SQLITE_BUSY): what a connection with no busy timeout answers instead of waiting."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _run_ops(
@@ -376,7 +383,7 @@ class ReaderPool:
             try:
                 return fn(self._inline, *args)
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _is_busy(exc):
                     raise
                 if self._inline.in_transaction:
                     self._inline.execute("ROLLBACK")
