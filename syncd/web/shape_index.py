@@ -50,22 +50,16 @@ class _Shape:
                 out.append(_ANY)
         return cls(tuple(out))
 
-    @property
-    def has_tail(self) -> bool:
-        return bool(self.segments) and self.segments[-1] == _TAIL
-
-    def fits(self, length: int, literals: list[str | None]) -> bool:
-        """Whether a path of ``length`` segments with these known literals may match."""
-        fixed = self.segments[:-1] if self.has_tail else self.segments
-        if self.has_tail:
-            if length < len(self.segments):
-                return False
-        elif length != len(self.segments):
+    def fits(self, length: int, literals: dict[int, str | None]) -> bool:
+        """Whether a path of ``length`` segments may match, given the segment at each
+        position where some shape has a literal (``None`` when it is none of those)."""
+        tail = bool(self.segments) and self.segments[-1] == _TAIL
+        if length < len(self.segments) if tail else length != len(self.segments):
             return False
-        for index, segment in enumerate(fixed):
-            if segment not in (_ANY, _TAIL) and literals[index] != segment:
-                return False
-        return True
+        fixed = self.segments[:-1] if tail else self.segments
+        return all(
+            segment == _ANY or literals.get(index) == segment for index, segment in enumerate(fixed)
+        )
 
 
 def _segments(path: str) -> list[str]:
@@ -96,7 +90,7 @@ class ShapeIndex(AbstractResource):
         self._resources: list[tuple[Resource, _Shape]] = []
         self._literals: list[set[str]] = []  # per position, every literal some shape has
         self._literal_positions: list[int] = []
-        self._candidates: dict[tuple[object, ...], tuple[Resource, ...]] = {}
+        self._candidates: dict[tuple[int | str | None, ...], tuple[Resource, ...]] = {}
 
     def add_resource(self, path: str, *, name: str | None = None) -> Resource:
         """A new resource for ``path`` in this index (add its routes to it)."""
@@ -120,19 +114,17 @@ class ShapeIndex(AbstractResource):
         count = len(segments)
         # The key: the segment count (capped past the longest shape) and, at each position
         # where some shape has a literal, the segment if it is one of those literals.
-        key: list[object] = [min(count, len(self._literals) + 1)]
+        length = min(count, len(self._literals) + 1)
+        known: list[str | None] = []
         for index in self._literal_positions:
             segment = segments[index] if index < count else None
-            key.append(segment if segment in self._literals[index] else None)
-        frozen = tuple(key)
-        found = self._candidates.get(frozen)
+            known.append(segment if segment in self._literals[index] else None)
+        key = (length, *known)
+        found = self._candidates.get(key)
         if found is None:
-            literals: list[str | None] = [None] * len(self._literals)
-            for index, known in zip(self._literal_positions, key[1:], strict=True):
-                literals[index] = known if isinstance(known, str) else None
-            length = min(count, len(literals) + 1)
+            literals = dict(zip(self._literal_positions, known, strict=True))
             found = tuple(r for r, shape in self._resources if shape.fits(length, literals))
-            self._candidates[frozen] = found
+            self._candidates[key] = found
         return found
 
     async def resolve(self, request: web.Request) -> tuple[UrlMappingMatchInfo | None, set[str]]:
