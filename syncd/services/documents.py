@@ -50,12 +50,14 @@ class PreparedDoc:
 
     doc: IncomingDoc | None
     body: bytes = b""
-    canonical: bytes = b""
     error: CouchError | None = None
     error_id: str | None = None
     atts: attachments.IncomingAttachments = field(default_factory=attachments.IncomingAttachments)
     local: bool = False  # a ``_local/`` document: no revision tree, revs count 0-1, 0-2, ...
     local_rev: int | None = None  # the ``0-N`` it names, for a local document
+    # The rev an edit gets when it extends the rev it names (almost every edit does), made on
+    # the event loop by ``write_docs`` so that the writer's transaction does not hash bodies.
+    next_rev: str | None = None
 
 
 @dataclass(slots=True)
@@ -224,7 +226,7 @@ class DocumentService:
                 for validate in self.validators:
                     validate(doc.body)
             atts = attachments.decode(doc.attachments)
-            return PreparedDoc(doc, body, canonical_body(doc.body), atts=atts)
+            return PreparedDoc(doc, body, atts=atts)
         except CouchError as exc:
             return PreparedDoc(doc, error=exc, error_id=doc.id)
 
@@ -232,6 +234,8 @@ class DocumentService:
         self, db_name: str, prepared: Sequence[PreparedDoc], new_edits: bool
     ) -> list[WriteResult]:
         """Apply a bulk write; one result per document, in order."""
+        if new_edits:
+            _hash_edits(prepared)
 
         def op(tx: WriteTx) -> list[WriteResult]:
             return _apply_writes(tx, db_name, prepared, new_edits)
@@ -578,7 +582,10 @@ def _apply_writes(
     db = require_db(conn, db_name)
     seq = db.update_seq
     doc_delta = del_delta = 0
-    trees: dict[str, store.DocRow | None] = {}
+    # Every tree the batch touches, read with one statement per 500 ids (None: a new doc).
+    ids = [p.doc.id for p in prepared if p.doc is not None and p.doc.id and not p.local]
+    trees: dict[str, store.DocRow | None] = dict.fromkeys(ids)
+    trees.update(store.load_docs(conn, db.id, ids))
     results: list[WriteResult] = []
     for item in prepared:
         if item.error is not None or item.doc is None:
@@ -592,8 +599,6 @@ def _apply_writes(
         doc = item.doc
         doc_id = doc.id
         assert doc_id is not None
-        if doc_id not in trees:
-            trees[doc_id] = store.load_doc(conn, db.id, doc_id)
         row = trees[doc_id]
         try:
             if new_edits:
@@ -676,11 +681,25 @@ def _edit(
         if doc.rev not in row.tree or doc.rev not in revtree.leaves(row.tree):
             raise conflict()
         parent = doc.rev
-    rev = new_rev(parent, doc.deleted, item.canonical, attachments.digests(item.atts))
+    rev = item.next_rev if parent == doc.rev and item.next_rev else _new_rev(item, parent)
     tree = row.tree if row else {}
     ancestors = revtree.ancestry(tree, parent) if parent else []
     merged, _ = revtree.merge_path(tree, [rev, *ancestors], doc.deleted)
     return merged, rev, ancestors
+
+
+def _hash_edits(prepared: Sequence[PreparedDoc]) -> None:
+    """Give each edit the rev it gets when it extends the rev it names (``next_rev``)."""
+    for item in prepared:
+        if item.doc is not None and item.error is None and not item.local:
+            item.next_rev = _new_rev(item, item.doc.rev)
+
+
+def _new_rev(item: PreparedDoc, parent: str | None) -> str:
+    """The rev of ``item``'s edit when it extends ``parent``."""
+    assert item.doc is not None
+    digests = attachments.digests(item.atts)
+    return new_rev(parent, item.doc.deleted, canonical_body(item.doc.body), digests)
 
 
 def _graft(row: store.DocRow | None, doc: IncomingDoc) -> tuple[RevTree | None, str, list[str]]:

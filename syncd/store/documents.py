@@ -130,6 +130,23 @@ def load_doc(conn: sqlite3.Connection, db_id: int, doc_id: str) -> DocRow | None
     return _doc_row(row) if row else None
 
 
+def load_docs(conn: sqlite3.Connection, db_id: int, doc_ids: Sequence[str]) -> dict[str, DocRow]:
+    """The rows of those of ``doc_ids`` that exist, by id."""
+    out: dict[str, DocRow] = {}
+    unique = list(dict.fromkeys(doc_ids))
+    # Chunked so no statement exceeds SQLite's bound-variable limit.
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT doc_id, rev, deleted, seq, tree FROM docs "
+            f"WHERE db_id = ? AND doc_id IN ({marks})",
+            (db_id, *chunk),
+        ):
+            out[row[0]] = _doc_row(row)
+    return out
+
+
 def save_doc(
     conn: sqlite3.Connection,
     db_id: int,
