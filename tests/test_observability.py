@@ -340,6 +340,15 @@ async def test_metrics_text_format_moves_with_requests(syncd: SyncdProcess) -> N
         assert metric(after, "syncd_database_file_bytes", file="db") > 0
         assert ("syncd_database_file_bytes", (("file", "wal"),)) in after
         assert metric(after, "syncd_writer_queue_depth") == 0
+        assert metric(after, "syncd_wal_frames", state="written") > 0
+        assert (
+            0
+            <= metric(after, "syncd_wal_frames", state="pending")
+            <= metric(after, "syncd_wal_frames", state="written")
+        )
+        assert ("syncd_wal_checkpoints_total", (("by", "background"),)) in after
+        assert ("syncd_wal_checkpoints_total", (("by", "writer"),)) in after
+        assert metric(after, "syncd_wal_checkpoint_failures_total") == 0
 
         # open feeds by mode, and back to zero when they end
         continuous = await session.get(

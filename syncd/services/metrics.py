@@ -113,8 +113,13 @@ class Metrics:
         self.commit_batch.observe(batch_size)
         self.commit_seconds.observe(seconds)
 
-    def render(self, gauges: dict[str, tuple[str, dict[Labels, float]]]) -> str:
-        """Everything in Prometheus text format; ``gauges`` are read at scrape time."""
+    def render(
+        self,
+        gauges: dict[str, tuple[str, dict[Labels, float]]],
+        counters: dict[str, tuple[str, Counter[Labels]]] | None = None,
+    ) -> str:
+        """Everything in Prometheus text format; ``gauges`` and ``counters`` (kept by other
+        parts of the server) are read at scrape time."""
         lines: list[str] = []
         lines += render_counter(
             "syncd_http_requests_total", "HTTP requests by route, method and status.", self.requests
@@ -136,6 +141,8 @@ class Metrics:
         lines += self.commit_seconds.render(
             "syncd_writer_commit_duration_seconds", "Time to run and commit one batch."
         )
+        for name, (help_text, counted) in sorted((counters or {}).items()):
+            lines += render_counter(name, help_text, counted)
         for name, (help_text, values) in sorted(gauges.items()):
             lines += render_gauge(name, help_text, values)
         return "\n".join(lines) + "\n"

@@ -23,12 +23,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
 from syncd.errors import CouchError
 from syncd.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from syncd.store.checkpoint import Checkpointer
 
 log = logging.getLogger("syncd.store")
 
@@ -120,6 +123,9 @@ class Writer:
         self._observers: list[CommitObserver] = []
         self.path: Path | None = None
         self.stats = WriterStats()
+        # Copies the WAL into the database file after commits; the writer's connection does
+        # not (see syncd.store.checkpoint).
+        self.checkpointer: Checkpointer | None = None
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(changed)`` on the event loop after every successful commit."""
@@ -178,6 +184,9 @@ class Writer:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._commit(batch)
+                checkpointer = self.checkpointer
+                if checkpointer is not None and checkpointer.writer_should_checkpoint:
+                    await checkpointer.checkpoint_on(self._conn)
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -235,6 +244,8 @@ class Writer:
         self.stats.last_commit_seconds = time.perf_counter() - started
         for observer in self._observers:
             observer(len(batch), self.stats.last_commit_seconds)
+        if self.checkpointer is not None:
+            self.checkpointer.after_commit()
         # The writers' futures first: their callbacks then run before those of the feeds
         # this commit wakes, so a write is acknowledged before the (possibly many) feeds
         # that show it are served, not after them.
@@ -418,9 +429,13 @@ def open_inline_reader(path: Path, *, synchronous: str = "FULL") -> sqlite3.Conn
 async def open_database(
     path: Path, *, readers: int = 4, synchronous: str = "FULL", max_bytes: int | None = None
 ) -> AsyncIterator[tuple[Writer, ReaderPool]]:
-    """Migrate ``path``, open the writer and the reader pool; close them in reverse order."""
+    """Migrate ``path``, open the writer, its checkpointer and the reader pool; close them in
+    reverse order."""
+    from syncd.store.checkpoint import Checkpointer, open_wal_index  # they build on this
+
     write_conn = await open_connection(path, synchronous=synchronous, max_bytes=max_bytes)
     read_conns: list[aiosqlite.Connection] = []
+    checkpointer: Checkpointer | None = None
     try:
         applied = await run(write_conn, migrate)
         if applied:
@@ -428,6 +443,14 @@ async def open_database(
         for _ in range(readers):
             read_conns.append(await open_connection(path, synchronous=synchronous))
         inline = open_inline_reader(path, synchronous=synchronous)
+        wal = open_wal_index(path)
+        if wal is not None:
+            # Checkpoints move to a connection of their own; the writer's commits stop
+            # making them (see syncd.store.checkpoint).
+            checkpoint_conn = await open_connection(path, synchronous=synchronous)
+            read_conns.append(checkpoint_conn)  # closed with the readers on failure
+            checkpointer = Checkpointer(checkpoint_conn, wal)
+            await run(write_conn, lambda c: c.execute("PRAGMA wal_autocheckpoint=0"))
     except BaseException:
         # A refused file (newer schema, failed migration) must not leave connection threads
         # behind: they would keep the process from exiting.
@@ -436,12 +459,19 @@ async def open_database(
         raise
     writer = Writer(write_conn)
     writer.path = path
-    pool = ReaderPool(read_conns, inline)
+    writer.checkpointer = checkpointer
+    pool = ReaderPool(read_conns[:readers], inline)
     writer.start()
+    if checkpointer is not None:
+        checkpointer.start()
     try:
         yield writer, pool
     finally:
         await writer.stop()
+        if checkpointer is not None:
+            await checkpointer.stop()
+        for conn in read_conns[readers:]:
+            await conn.close()
         await pool.close()
         await run(write_conn, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         await write_conn.close()

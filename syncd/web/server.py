@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from collections import Counter
 
 from aiohttp import web
 
@@ -71,8 +72,31 @@ async def metrics(request: web.Request) -> web.Response:
         "syncd_databases": ("Databases.", {(): float(dbs)}),
         "syncd_documents": ("Live documents across all databases.", {(): float(docs)}),
     }
+    counters: dict[str, tuple[str, Counter[Labels]]] = {}
+    checkpointer = found.writer.checkpointer
+    if checkpointer is not None:
+        where = checkpointer.wal_position()
+        if where is not None:
+            gauges["syncd_wal_frames"] = (
+                "Pages in the WAL, and those of them not yet copied into the database file.",
+                {
+                    (("state", "written"),): float(where.frames),
+                    (("state", "pending"),): float(where.pending),
+                },
+            )
+        stats = checkpointer.stats
+        counters["syncd_wal_checkpoints_total"] = (
+            "WAL checkpoints run, by the background checkpointer or the writer itself.",
+            Counter(
+                {(("by", "background"),): stats.background, (("by", "writer"),): stats.by_writer}
+            ),
+        )
+        counters["syncd_wal_checkpoint_failures_total"] = (
+            "WAL checkpoints that failed (a full disk); the WAL keeps the pages.",
+            Counter({(): stats.failed}),
+        )
     return web.Response(
-        text=request.app[METRICS].render(gauges),
+        text=request.app[METRICS].render(gauges, counters),
         content_type="text/plain",
         charset="utf-8",
         headers={"Cache-Control": "no-store"},
