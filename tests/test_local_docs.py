@@ -184,3 +184,21 @@ async def test_new_local_doc_that_names_a_rev_counts_on_from_it(
     resp = await client.put(f"/{db}/_local/cp", json={"_rev": "0-5", "n": 1})
     assert resp.status == 201
     assert (await resp.json())["rev"] == "0-6"
+
+
+async def test_unknown_special_member_is_refused_and_nothing_stored(
+    client: TestClient, db: str
+) -> None:
+    resp = await client.put(f"/{db}/_local/cp", json={"seq": 1, "_foo": 2})
+    assert resp.status == 400
+    error = await resp.json()
+    assert (error["error"], error["reason"]) == (
+        "doc_validation",
+        "Bad special document member: _foo",
+    )
+    assert (await get_local(client, db, "cp"))[0] == 404
+
+
+async def test_read_only_special_members_are_dropped(client: TestClient, db: str) -> None:
+    await put_local(client, db, "cp", {"seq": 1, "_conflicts": [], "_id": "_local/other"})
+    assert await get_local(client, db, "cp") == (200, {"_id": "_local/cp", "_rev": "0-1", "seq": 1})

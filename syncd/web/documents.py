@@ -13,7 +13,7 @@ from syncd.errors import CouchError, bad_request, forbidden, not_found
 from syncd.replication.documents import (
     IncomingDoc,
     parse_doc,
-    validate_deleted,
+    parse_local_doc,
     validate_doc_id,
     validate_rev,
 )
@@ -198,11 +198,8 @@ async def put_local(request: web.Request) -> web.Response:
     """``PUT /{db}/_local/{id}``: revs count ``0-1``, ``0-2``, ..."""
     the_id = local_id(request)
     body: dict[str, Any] = await read_json_object(request, lenient_type=True)
-    body_rev = body.pop("_rev", None)
-    rev = _local_rev(request, body_rev)
-    body.pop("_id", None)
-    deleted = validate_deleted(body.pop("_deleted", False))
-    doc = IncomingDoc(the_id, rev, None, deleted, body, None)
+    doc = parse_local_doc(body, the_id)  # the URL's id wins over the body's, as in CouchDB
+    doc.rev = _local_rev(request, doc.rev)
     result = await services(request).documents.put_local(db_name(request), the_id, doc)
     return json_response(result, status=201, headers={"ETag": _etag(result["rev"])})
 
