@@ -333,6 +333,16 @@ async def test_search_words_with_query_syntax_are_plain_words(client: TestClient
     assert await listed_ids(client, q='"hello"') == [pack["id"]]
 
 
+async def test_search_words_with_nul_or_control_characters_are_answered(
+    client: TestClient,
+) -> None:
+    pack = await create_pack(client, title="Coffee with milk")
+    for q in ["\x00", "a\x00b", "coffee\x00", "\x01Z\x07"]:
+        resp = await client.get(PACKS, params={"q": q})
+        assert resp.status == 200, (q, await resp.text())
+    assert await listed_ids(client, q="coffee\x00milk") == [pack["id"]]  # NUL separates words
+
+
 async def test_blank_search_lists_everything(client: TestClient) -> None:
     pack = await create_pack(client)
     assert await listed_ids(client, q="   ") == [pack["id"]]

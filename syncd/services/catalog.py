@@ -134,8 +134,12 @@ class ListParams:
 
 
 def _fts_query(text: str) -> str | None:
-    """User words as an FTS5 query: every word must match (the last one as a prefix)."""
-    words = [w for w in re.split(r"\s+", text.strip()) if w][:10]
+    """User words as an FTS5 query: every word must match (the last one as a prefix).
+
+    NUL separates words too: FTS5 reads its query as a C string, so a NUL inside would cut
+    the query short (an unterminated string, a 500 instead of a listing).
+    """
+    words = [w for w in re.split(r"[\s\x00]+", text) if w][:10]
     if not words:
         return None
     quoted = ['"' + w.replace('"', '""') + '"' for w in words]
