@@ -207,7 +207,17 @@ async def test_put_revs_limit_is_stored(client: TestClient, db: str) -> None:
     assert await (await client.get(f"/{db}/_revs_limit")).json() == 5
 
 
-@pytest.mark.parametrize("body", [b"0", b"-1", b'"5"', b"1.5", b"{}", b"nope"])
+async def test_put_revs_limit_takes_the_largest_64_bit_integer(client: TestClient, db: str) -> None:
+    resp = await client.put(f"/{db}/_revs_limit", data=b"9223372036854775807", headers=JSON)
+    assert resp.status == 200
+    assert await (await client.get(f"/{db}/_revs_limit")).json() == 2**63 - 1
+    resp = await client.put(f"/{db}/doc", json={"n": 1})
+    assert resp.status == 201  # writes stem to it without trouble
+
+
+@pytest.mark.parametrize(
+    "body", [b"0", b"-1", b'"5"', b"1.5", b"{}", b"nope", b"9223372036854775808"]
+)
 async def test_put_revs_limit_rejects_non_positive_integers(
     client: TestClient, db: str, body: bytes
 ) -> None:

@@ -110,13 +110,17 @@ class Fuzzer:
             yield result.ok()
 
     def send(self, case: schemathesis.Case) -> None:
-        response = case.call_and_validate(
-            base_url=self.base_url,
-            session=self.session,
-            headers=self.headers,
-            checks=CHECKS,
-            timeout=REQUEST_TIMEOUT,
-        )
+        try:
+            response = case.call_and_validate(
+                base_url=self.base_url,
+                session=self.session,
+                headers=self.headers,
+                checks=CHECKS,
+                timeout=REQUEST_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            # Schemathesis reports its own checks with a curl line; a timeout it does not.
+            raise AssertionError(f"{exc}\n{case.as_curl_command()}") from exc
         self.sent[f"{response.status_code // 100}xx"] += 1
 
     def coverage(self, operation: schemathesis.APIOperation) -> None:
