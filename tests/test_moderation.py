@@ -7,7 +7,9 @@ configured server admin (HTTP Basic).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -579,3 +581,13 @@ async def test_the_audit_log_pages_with_a_cursor(
     assert (len(first["items"]), len(second["items"]), second["next_cursor"]) == (50, 10, None)
     ids = [i["id"] for i in first["items"] + second["items"]]
     assert ids == sorted(set(ids), reverse=True)
+
+
+@pytest.mark.parametrize("position", [[2**63], [-1], ["5"], [True], [1, 2]])
+async def test_an_audit_cursor_that_holds_no_stored_id_is_400(
+    client: TestClient, position: list[Any]
+) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+    resp = await client.get("/v1/moderation/audit", params={"cursor": cursor})
+    assert resp.status == 400
+    assert (await resp.json())["reason"] == "Invalid cursor"

@@ -207,7 +207,8 @@ class ModerationService:
         before = None
         if cursor:
             data = _uncursor(cursor)
-            if len(data) != 1 or type(data[0]) is not int:
+            # an id SQLite can bind: a 64-bit signed integer (a larger one would be a 500)
+            if len(data) != 1 or type(data[0]) is not int or not 0 <= data[0] < 2**63:
                 raise bad_request("Invalid cursor")
             before = data[0]
 
