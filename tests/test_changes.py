@@ -404,6 +404,42 @@ async def test_longpoll_with_a_filter_waits_for_a_matching_change(client: TestCl
     assert body["last_seq"] == 2
 
 
+@pytest.mark.parametrize("since", ["0", "3", "now"])
+async def test_longpoll_with_limit_0_answers_at_once_with_no_rows(
+    client: TestClient, db: str, since: str
+):
+    # CouchDB: the limit is reached before the first row, so the feed ends (no wait).
+    await seed(client, db)
+    resp = await asyncio.wait_for(
+        client.get(f"/{db}/_changes", params={"feed": "longpoll", "since": since, "limit": "0"}),
+        DEADLINE,
+    )
+    body = await resp.json()
+    assert body["results"] == []
+    assert body["last_seq"] == (5 if since == "now" else int(since))
+
+
+@pytest.mark.parametrize("feed", ["continuous", "eventsource"])
+async def test_a_stream_with_limit_0_ends_at_once(client: TestClient, db: str, feed: str):
+    await seed(client, db)
+    resp = await asyncio.wait_for(
+        client.get(f"/{db}/_changes", params={"feed": feed, "since": "0", "limit": "0"}), DEADLINE
+    )
+    text = await asyncio.wait_for(resp.text(), DEADLINE)
+    assert '"id"' not in text
+
+
+@pytest.mark.parametrize("since", ["0", "2", "5", "now"])
+async def test_descending_longpoll_answers_within_its_timeout(
+    client: TestClient, db: str, since: str
+):
+    await seed(client, db)
+    params = {"feed": "longpoll", "descending": "true", "since": since, "timeout": "100"}
+    resp = await asyncio.wait_for(client.get(f"/{db}/_changes", params=params), DEADLINE)
+    assert resp.status == 200
+    assert (await client.get("/_up")).status == 200
+
+
 async def test_longpoll_timeout_returns_empty_results(client: TestClient, db: str):
     await seed(client, db)
     resp = await client.get(

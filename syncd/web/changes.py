@@ -279,7 +279,9 @@ async def _longpoll(
         else:
             page = await changes_service.page(name, params.query, since, params.limit)
         response: web.StreamResponse | None = None
-        while not page.results:  # CouchDB: a change the filter rejects does not end the wait
+        # CouchDB: a change the filter rejects does not end the wait; limit=0 is reached
+        # before any row, so it ends the feed at once (waiting could never be satisfied).
+        while not page.results and params.limit != 0:
             changed, response = await _wait(request, name, page.last_seq, params, response, b"\n")
             if not changed:
                 break
