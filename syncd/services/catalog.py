@@ -27,7 +27,7 @@ from syncd.services.accounts import Identity
 from syncd.services.documents import DocumentService, ReadOptions
 from syncd.services.packs import validate_pack
 from syncd.store import catalog as store
-from syncd.store.sqlite import ReaderPool, Writer, WriteTx
+from syncd.store.sqlite import ReaderPool, Writer, WriteTx, is_integer
 
 T = TypeVar("T")
 
@@ -151,23 +151,18 @@ def _encode_cursor(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
 
 
-def _is_seq(value: object) -> bool:
-    """A catalog change counter SQLite can bind (a 64-bit signed integer, not a bool)."""
-    return type(value) is int and 0 <= value < 2**63
-
-
 def _decode_cursor(cursor: str, sort: str) -> dict[str, Any]:
     """The position a cursor of ``sort`` holds (400 for anything else, never a 500 later)."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise bad_request("Invalid cursor") from None
-    if not isinstance(data, dict) or not _is_seq(data.get("w")):
+    if not isinstance(data, dict) or not is_integer(data.get("w")):
         raise bad_request("Invalid cursor")
     if sort == "title":
         valid = isinstance(data.get("t"), str) and isinstance(data.get("i"), str)
     else:
-        valid = _is_seq(data.get("s"))
+        valid = is_integer(data.get("s"))
     if not valid:
         raise bad_request("Invalid cursor")
     return data

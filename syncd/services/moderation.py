@@ -24,7 +24,7 @@ from syncd.services.accounts import Identity
 from syncd.services.sharing import gone, normalize_code
 from syncd.store import accounts as account_store
 from syncd.store import sharing as store
-from syncd.store.sqlite import ReaderPool, Writer, WriteTx
+from syncd.store.sqlite import ReaderPool, Writer, WriteTx, is_integer
 
 REASONS = ("spam", "hate", "harassment", "sexual", "violence", "self_harm", "other")
 ACTIONS = ("dismiss", "hide_prompt", "withdraw_share", "suspend_account")
@@ -207,8 +207,7 @@ class ModerationService:
         before = None
         if cursor:
             data = _uncursor(cursor)
-            # an id SQLite can bind: a 64-bit signed integer (a larger one would be a 500)
-            if len(data) != 1 or type(data[0]) is not int or not 0 <= data[0] < 2**63:
+            if len(data) != 1 or not is_integer(data[0]):
                 raise bad_request("Invalid cursor")
             before = data[0]
 

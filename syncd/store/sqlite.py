@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import aiosqlite
 
@@ -45,6 +45,13 @@ BUSY_TIMEOUT_MS = 10_000
 # 100 that PouchDB sends: 3 paired rounds of 4 clients' bulk writes, 4,499/7,766/9,872 vs
 # 3,791/4,208/7,781 docs/s with the limit at 64.
 INLINE_COST = 256
+# SQLite's INTEGER range: binding a larger Python int raises OverflowError (a 500).
+MAX_INTEGER = 2**63 - 1
+
+
+def is_integer(value: object, minimum: int = 0) -> TypeGuard[int]:
+    """An int (not a bool) from ``minimum`` up to the largest one SQLite can bind."""
+    return type(value) is int and minimum <= value <= MAX_INTEGER
 
 
 def configure(

@@ -10,6 +10,7 @@ from aiohttp import web
 from syncd.errors import CouchError, bad_request, forbidden
 from syncd.replication.documents import parse_doc, parse_local_doc, validate_rev
 from syncd.services.documents import AllDocsQuery, PreparedDoc, ReadOptions
+from syncd.store.sqlite import is_integer
 from syncd.web.auth import identity
 from syncd.web.databases import db_name
 from syncd.web.http import (
@@ -143,7 +144,7 @@ def _all_docs_query(request: web.Request, body: dict[str, Any] | None) -> AllDoc
     for name in ("limit", "skip"):
         if body is not None and name in body:
             value = body[name]
-            if type(value) is not int or not 0 <= value <= MAX_INT:
+            if not is_integer(value):
                 raise bad_request(f"`{name}` must be a non-negative integer up to {MAX_INT}")
             setattr(q, name, value)
     return q

@@ -21,6 +21,7 @@ from syncd.errors import CouchError, bad_request, not_found
 from syncd.replication.selector import SelectorError, compile_selector
 from syncd.services.changes import PAGE, ChangesPage, ChangesQuery
 from syncd.services.documents import ReadOptions
+from syncd.store.sqlite import is_integer
 from syncd.web.databases import db_name
 from syncd.web.http import (
     MAX_INT,
@@ -56,7 +57,7 @@ def _parse_since(raw: Any) -> int | None:
         return 0
     if raw == "now":
         return None
-    if type(raw) is int and 0 <= raw <= MAX_INT:
+    if is_integer(raw):
         return raw
     match = _SEQ.match(str(raw)) if type(raw) is not int else None
     if match is None or int(match.group(1)) > MAX_INT:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from syncd.errors import bad_request
-from syncd.web.http import MAX_INT, json_response, read_json
+from syncd.store.sqlite import is_integer
+from syncd.web.http import json_response, read_json
 from syncd.web.keys import services
 
 
@@ -68,7 +69,7 @@ async def get_revs_limit(request: web.Request) -> web.Response:
 async def put_revs_limit(request: web.Request) -> web.Response:
     """``PUT /{db}/_revs_limit`` with a positive integer body."""
     limit = await read_json(request, lenient_type=True)
-    if type(limit) is not int or not 1 <= limit <= MAX_INT:  # SQLite holds 64-bit integers
+    if not is_integer(limit, minimum=1):
         raise bad_request("Invalid revs limit: must be a positive integer")
     await services(request).documents.set_revs_limit(db_name(request), limit)
     return json_response({"ok": True})

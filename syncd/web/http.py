@@ -8,10 +8,11 @@ import orjson
 from aiohttp import web
 
 from syncd.errors import CouchError, bad_request
+from syncd.store.sqlite import MAX_INTEGER
 
 JSON_TYPE = "application/json"
 # SQLite's INTEGER range: a larger limit, skip or seq would fail inside the query (500).
-MAX_INT = 2**63 - 1
+MAX_INT = MAX_INTEGER
 # orjson reads 1024 levels of nesting but writes at most 254, and a stored document goes back
 # out inside up to 5 more (``_bulk_get``); deeper input is refused with 400 instead of a 500.
 MAX_JSON_DEPTH = 128
